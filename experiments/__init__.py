@@ -1,0 +1,1 @@
+"""Hydra entry point, structured configs and benchmarks."""

@@ -1,0 +1,63 @@
+"""Structured configs: the schema of every hydra option.
+
+The world and regime dataclasses live in ``simulator`` (no hydra there); this
+module registers them with hydra's ConfigStore and adds the run settings.
+YAML options under ``conf/{world,regime,experiment}`` name their schema in
+``defaults:`` so a wrong type or an unknown key fails at composition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from simulator.regimes import RegimeConfig
+from simulator.worlds import WORLDS, world_module
+
+PRECISIONS = ("float32", "float64")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """n_generations: generations after generation 0 (records have G+1 entries).
+    n_seeds: independent seeds, run together under vmap.  seed: root seed.
+    precision: float32 | float64 for the whole run.  theory_designs: designs
+    sampled by the theory curves that are exact in the noise but averaged over
+    the design.  figure: render the world's figure after the run (from the saved
+    results).  out_dir: where results go (default: hydra's output directory)."""
+
+    n_generations: int = 10
+    n_seeds: int = 256
+    seed: int = 0
+    precision: str = "float64"
+    theory_designs: int = 400
+    figure: bool = True
+    out_dir: Optional[str] = None
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"run.precision={self.precision!r} is not known; allowed: {', '.join(PRECISIONS)}")
+        if self.n_generations < 0:
+            raise ValueError(f"run.n_generations={self.n_generations} must be >= 0")
+        if self.n_seeds < 1:
+            raise ValueError(f"run.n_seeds={self.n_seeds} must be >= 1")
+        if self.theory_designs < 2:
+            raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
+
+
+@dataclasses.dataclass
+class Config:
+    world: Any = MISSING
+    regime: RegimeConfig = MISSING
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="regime", name="regime_schema", node=RegimeConfig)
+    for name in WORLDS:
+        cs.store(group="world", name=f"{name}_schema", node=world_module(name).Config)

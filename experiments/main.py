@@ -1,0 +1,50 @@
+"""The single hydra entry point: ``collapse-sim [overrides]``.
+
+Examples::
+
+    collapse-sim                                    # every regime, regression world, then the figure
+    collapse-sim world=regression regime=accumulate world.d=50 run.n_generations=30 run.n_seeds=256
+    collapse-sim --multirun regime=replace,accumulate,mix
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from experiments.config import register
+
+register()
+
+
+def fail(message: str) -> None:
+    print(f"collapse-sim: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from experiments.run import run_experiment
+
+    try:
+        config = OmegaConf.to_object(cfg)
+    except (ValueError, OmegaConfBaseException) as e:
+        fail(str(e).splitlines()[0])
+    out_dir = config.run.out_dir or HydraConfig.get().runtime.output_dir
+    try:
+        path = run_experiment(config, out_dir)
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    print(f"[collapse-sim] {config.world.name}/{config.regime.name}: results in {path}", flush=True)
+
+
+def cli() -> None:
+    main()
+
+
+if __name__ == "__main__":
+    cli()

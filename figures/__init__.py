@@ -1,0 +1,1 @@
+"""Figure scripts: render publication figures from saved result directories."""

@@ -1,0 +1,43 @@
+"""Render every figure that applies to a result path (a run or a sweep).
+
+    python -m figures.render RESULTS_PATH [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections import defaultdict
+from pathlib import Path
+
+from simulator import results
+
+# world name -> figure module with ``plot(run_dirs, out_dir) -> [paths]``
+FIGURES = {
+    "regression": "figures.regression",
+}
+
+
+def render_path(path: Path, out_dir=None) -> list[Path]:
+    by_world = defaultdict(list)
+    for run in results.find_runs(path):
+        _, meta = results.load(run)
+        by_world[meta["config"]["world"]["name"]].append(run)
+    outs = []
+    for world, runs in sorted(by_world.items()):
+        if world in FIGURES:
+            outs += importlib.import_module(FIGURES[world]).plot(runs, out_dir or path)
+    return outs
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    for p in render_path(Path(args.path), args.out):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Iterative model-collapse simulator: model n is trained on data produced by model n-1."""

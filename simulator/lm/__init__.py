@@ -1,0 +1,1 @@
+"""Language models used by the text worlds: an n-gram model and a Flax NNX transformer."""

@@ -1,0 +1,64 @@
+"""Row tables: the data sets that regimes move between worlds.
+
+A row table is a dict of arrays sharing a leading row axis, with a ``"weight"``
+entry (rows,) where 0 marks an absent row.  Everything here is pure and keeps
+static shapes, so it runs under jit, vmap and scan.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def n_rows(rows: dict) -> int:
+    return rows["weight"].shape[0]
+
+
+def take(rows: dict, idx: jax.Array) -> dict:
+    """Rows at integer positions ``idx``."""
+    return jax.tree.map(lambda a: a[idx], rows)
+
+
+def where(mask: jax.Array, on_true: dict, on_false: dict) -> dict:
+    """Row-wise select: row i from ``on_true`` where ``mask[i]``, else from ``on_false``."""
+
+    def pick(a, b):
+        m = mask.reshape(mask.shape + (1,) * (a.ndim - 1))
+        return jnp.where(m, a, b)
+
+    return jax.tree.map(pick, on_true, on_false)
+
+
+def empty_pool(template: dict, capacity: int) -> dict:
+    """A pool of ``capacity`` absent rows (weight 0) shaped like ``template``'s rows."""
+    return jax.tree.map(lambda a: jnp.zeros((capacity,) + a.shape[1:], a.dtype), template)
+
+
+def write(pool: dict, rows: dict, start) -> dict:
+    """Write ``rows`` into ``pool`` from row ``start`` on (``start`` may be traced)."""
+
+    def put(p, r):
+        return jax.lax.dynamic_update_slice_in_dim(p, r.astype(p.dtype), start, axis=0)
+
+    return jax.tree.map(put, pool, rows)
+
+
+def random_subset_mask(key: jax.Array, n: int, m: int) -> jax.Array:
+    """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions."""
+    ranks = jnp.argsort(jax.random.permutation(key, n))
+    return ranks < m
+
+
+def subsample(key: jax.Array, rows: dict, m: int) -> dict:
+    """``m`` rows drawn uniformly without replacement among the rows of positive weight.
+
+    Gumbel top-k with absent rows scored -inf; the caller guarantees at least
+    ``m`` present rows.  Drawn rows get weight 1.
+    """
+    scores = jax.random.uniform(key, rows["weight"].shape)
+    scores = jnp.where(rows["weight"] > 0, scores, -jnp.inf)
+    _, idx = jax.lax.top_k(scores, m)
+    out = take(rows, idx)
+    out["weight"] = jnp.ones_like(out["weight"])
+    return out

@@ -1,0 +1,1 @@
+"""Real human text shipped with the project: corpus loading and tokenisation."""

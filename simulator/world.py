@@ -1,0 +1,48 @@
+"""The world interface: what is fitted and sampled, as pure functions.
+
+A *world* is a bundle of pure functions closed over its static configuration.
+All of them are traceable (jit/vmap/scan safe) and take explicit PRNG keys.
+
+Data sets are *row tables*: a dict of arrays that share a leading row axis N,
+plus a ``"weight"`` entry of shape (N,) (0 marks an absent row, so pools that
+grow are preallocated at full size and masked).  A row is the unit a regime
+moves around: one (x, y) pair in the regression world, one point in the
+Gaussian world, one block of tokens in a text world.
+
+Functions (``truth`` is the per-seed ground truth pytree returned by ``init``):
+
+- ``init(key) -> truth``: the real world of one seed (true parameters, fixed
+  design, ...).
+- ``real(key, truth, g) -> rows``: a real training set (generation 0 uses
+  g = 0; regimes that draw fresh real data call it again with the generation).
+- ``fit(key, rows, base) -> params``: fit a model to a (weighted) training set;
+  ``base`` is None for generation 0 and the generation-0 model afterwards (a
+  world may start from it, as fine-tuning does, or ignore it).
+- ``sample(key, truth, params, g) -> rows``: a synthetic training set drawn
+  from a fitted model, with the same row layout as ``real``.
+- ``evaluate(truth, params) -> dict[str, scalar]``: test error and the world's
+  own metrics; must contain ``"test_error"``.
+- ``edit(key, truth, params, rows, eligible) -> (rows, stats)``: optional,
+  used by the ``token_edit`` regime.  ``eligible`` (N,) bool marks the rows the
+  edit schedule allows to change; the world decides what changes inside them
+  (the regression world resamples every eligible label; a text world resamples
+  only the confident tokens of eligible blocks).  ``stats`` is a dict of
+  scalars (e.g. the share of units selected and changed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+Rows = dict  # dict[str, jax.Array], leading axis = rows, includes "weight"
+
+
+class World(NamedTuple):
+    name: str
+    n_rows: int  # rows in one real or synthetic training set
+    init: Callable[..., Any]
+    real: Callable[..., Rows]
+    fit: Callable[..., Any]
+    sample: Callable[..., Rows]
+    evaluate: Callable[..., dict]
+    edit: Optional[Callable[..., tuple]] = None

@@ -1,0 +1,292 @@
+"""Tests of the transformer LM core: model, training, scoring, sampling.
+
+Tiny sizes (1 layer, d=32, 2 heads, context 16) keep the file well under a
+minute on 2 CPU cores; most of the time is compilation.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simulator.lm.sample import filter_logits, make_sampler, sample_logits
+from simulator.lm.train import TrainConfig, draw_rows, make_loss, make_train
+from simulator.lm.transformer import (
+    TransformerConfig,
+    apply,
+    decode_step,
+    init_cache,
+    init_params,
+    prefill,
+)
+
+CFG = TransformerConfig(vocab_size=256, n_layers=1, d_model=32, n_heads=2, context=16)
+W = CFG.context + 1  # tokens per training block
+TEXT = b"the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 8
+SHORT = TrainConfig(steps=8, batch_size=8, lr=1e-2, warmup=2)
+
+
+def text_blocks(text=TEXT, width=W, stride=3):
+    arr = np.frombuffer(text, np.uint8).astype(np.int32)
+    return np.stack([arr[i : i + width] for i in range(0, len(arr) - width + 1, stride)])
+
+
+def unigram_entropy_nats(text):
+    counts = np.bincount(np.frombuffer(text, np.uint8), minlength=256).astype(np.float64)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return text_blocks()
+
+
+@pytest.fixture(scope="module")
+def params():
+    return init_params(jax.random.key(0), CFG)
+
+
+@pytest.fixture(scope="module")
+def short_train():
+    """A jitted short training run that counts its traces."""
+    train = make_train(CFG, SHORT)
+    traces = {"n": 0}
+
+    def counted(key, params, blocks, weights):
+        traces["n"] += 1
+        return train(key, params, blocks, weights)
+
+    return jax.jit(counted), traces
+
+
+# ---------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(d_model=30, n_heads=4), "d_model"),
+        (dict(vocab_size=0), "vocab_size"),
+        (dict(n_layers=-1), "n_layers"),
+        (dict(context=0), "context"),
+        (dict(n_heads=0), "n_heads"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
+def test_config_validation_names_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TransformerConfig(**kwargs)
+
+
+def test_shapes_finite_and_small_initial_logits(params):
+    tokens = jax.random.randint(jax.random.key(1), (3, CFG.context), 0, CFG.vocab_size)
+    logits = apply(CFG, params, tokens)
+    assert logits.shape == (3, CFG.context, CFG.vocab_size)
+    assert bool(jnp.all(jnp.isfinite(logits)))
+    # Small init: the initial model is close to uniform, loss ~ log V.
+    assert float(jnp.abs(logits).max()) < 1.0
+
+
+def test_kv_cache_matches_full_context(params):
+    tokens = jax.random.randint(jax.random.key(2), (4, CFG.context), 0, CFG.vocab_size)
+    full = apply(CFG, params, tokens)
+    n_prefix = 5
+
+    @jax.jit
+    def incremental(params, tokens):
+        logits_pre, cache = prefill(CFG, params, tokens[:, :n_prefix], init_cache(CFG, 4))
+
+        def step(cache, t):
+            logits, cache = decode_step(CFG, params, cache, tokens[:, t], t)
+            return cache, logits
+
+        _, logits_rest = jax.lax.scan(step, cache, jnp.arange(n_prefix, CFG.context))
+        return jnp.concatenate([logits_pre, logits_rest.transpose(1, 0, 2)], axis=1)
+
+    np.testing.assert_allclose(incremental(params, tokens), full, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_overfits_tiny_text(blocks):
+    cfg = TrainConfig(steps=150, batch_size=16, lr=1e-2, warmup=10)
+    params, metrics = jax.jit(make_train(CFG, cfg))(
+        jax.random.key(0), None, blocks, np.ones(len(blocks), np.float32)
+    )
+    assert metrics["loss"].shape == (cfg.steps,)
+    assert bool(jnp.all(jnp.isfinite(metrics["loss"])))
+    final = float(make_loss(CFG).loss(params, jnp.asarray(blocks)))
+    h = unigram_entropy_nats(TEXT)
+    assert float(metrics["loss"][0]) > h  # starts near log(256), above the unigram level
+    assert final < 0.5 * h, (final, h)
+
+
+def test_vmap_over_seeds_equals_separate_runs(blocks, short_train):
+    train_one, _ = short_train
+    n = len(blocks)
+    keys = jax.random.split(jax.random.key(3), 2)
+    blocks_S = np.stack([blocks, np.roll(blocks, 1, axis=0)])
+    weights_S = np.stack([np.ones(n, np.float32), np.linspace(0.0, 1.0, n, dtype=np.float32)])
+    train_S = jax.jit(jax.vmap(make_train(CFG, SHORT)))
+
+    params_S, metrics_S = train_S(keys, None, blocks_S, weights_S)
+    for s in range(2):
+        params, metrics = train_one(keys[s], None, blocks_S[s], weights_S[s])
+        np.testing.assert_allclose(metrics_S["loss"][s], metrics["loss"], rtol=1e-5, atol=1e-6)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a[s], b, rtol=1e-5, atol=1e-6), params_S, params
+        )
+
+    # Fine-tuning: continue from stacked params; a different key gives a different run.
+    tuned_S, tuned_metrics_S = train_S(keys[::-1], params_S, blocks_S, weights_S)
+    assert float(tuned_metrics_S["loss"][0, 0]) < float(metrics_S["loss"][0, 0])
+    assert not np.allclose(tuned_S["pos_embed"][...], params_S["pos_embed"][...])
+
+
+def test_train_compiles_once_for_new_keys_and_data(blocks, short_train):
+    train_one, traces = short_train
+    weights = np.ones(len(blocks), np.float32)
+    out1 = train_one(jax.random.key(10), None, blocks, weights)
+    other = np.random.default_rng(0).integers(0, 256, blocks.shape).astype(np.int32)
+    out2 = train_one(jax.random.key(11), None, other, 0.5 + weights)
+    assert traces["n"] == 1
+    assert train_one._cache_size() == 1
+    assert not np.allclose(out1[1]["loss"], out2[1]["loss"])
+
+
+def test_zero_weight_rows_never_drawn():
+    w = jnp.array([0.0, 1.0, 0.0, 3.0, 0.0, 0.0], jnp.float32)
+    idx = jax.vmap(lambda k: draw_rows(k, w, 64))(jax.random.split(jax.random.key(4), 200))
+    counts = np.bincount(np.asarray(idx).ravel(), minlength=len(w))
+    assert counts[[0, 2, 4, 5]].sum() == 0
+    n = counts.sum()
+    p = 0.75
+    assert abs(counts[3] / n - p) < 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_zero_weight_rows_do_not_affect_training(blocks, short_train):
+    train_one, _ = short_train
+    weights = (np.arange(len(blocks)) % 3 != 0).astype(np.float32)
+    garbage = np.random.default_rng(1).integers(0, 256, blocks.shape).astype(np.int32)
+    poisoned = np.where(weights[:, None] > 0, blocks, garbage)
+    key = jax.random.key(5)
+    p_clean, m_clean = train_one(key, None, blocks, weights)
+    p_poison, m_poison = train_one(key, None, poisoned, weights)
+    np.testing.assert_array_equal(m_clean["loss"], m_poison["loss"])
+    jax.tree.map(np.testing.assert_array_equal, p_clean, p_poison)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def test_perplexity_equals_exp_mean_nll_in_numpy(params, blocks):
+    fns = make_loss(CFG, eval_batch=4)  # 4 does not divide N: exercises the remainder
+    tokens = jnp.asarray(blocks[:10])
+    logits = np.asarray(apply(CFG, params, tokens[:, :-1]), np.float64)
+    logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
+    logp = np.take_along_axis(logits, np.asarray(blocks[:10, 1:, None]), -1)[..., 0] - logz
+    nll_rows = -logp.sum(-1)
+
+    np.testing.assert_allclose(fns.token_logprobs(params, tokens), logp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fns.nll_per_sequence(params, tokens), nll_rows, rtol=1e-5)
+    np.testing.assert_allclose(fns.perplexity(params, tokens), np.exp(-logp.mean()), rtol=1e-5)
+    w = np.array([0, 1, 2, 0, 1, 1, 0, 3, 1, 1], np.float32)
+    ppl_w = np.exp((w * nll_rows).sum() / (w.sum() * logp.shape[1]))
+    np.testing.assert_allclose(fns.perplexity(params, tokens, w), ppl_w, rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(fns.perplexity)(params, tokens), fns.perplexity(params, tokens), rtol=1e-6
+    )
+    np.testing.assert_allclose(fns.loss(params, tokens), -logp.mean(), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def test_filter_logits():
+    logits = jnp.log(jnp.array([[0.5, 0.05, 0.3, 0.15]]))
+    top2 = filter_logits(logits, top_k=2)
+    np.testing.assert_array_equal(jnp.isfinite(top2), [[True, False, True, False]])
+    # nucleus 0.75: 0.5 (mass before 0) and 0.3 (mass before 0.5) are kept, 0.15 is not.
+    nuc = filter_logits(logits, top_p=0.75)
+    np.testing.assert_array_equal(jnp.isfinite(nuc), [[True, False, True, False]])
+    np.testing.assert_array_equal(jnp.isfinite(filter_logits(logits, top_p=0.81)), [[True, False, True, True]])
+    np.testing.assert_array_equal(filter_logits(logits), logits)
+    np.testing.assert_array_equal(jnp.isfinite(filter_logits(logits, top_p=1e-3)), [[True, False, False, False]])
+
+
+def naive_sample(key, params, prefix, length, temperature, top_k=None, top_p=None):
+    """Reference sampler: recompute the full context for every token."""
+    seq = jnp.asarray(prefix, jnp.int32)
+    for t in range(seq.shape[1], length):
+        logits = apply(CFG, params, seq)[:, -1]
+        token = sample_logits(jax.random.fold_in(key, t), logits, temperature, top_k, top_p)
+        seq = jnp.concatenate([seq, token[:, None]], axis=1)
+    return seq
+
+
+def test_cached_sampler_equals_full_recompute(params, blocks):
+    key = jax.random.key(6)
+    prompts = jnp.asarray(blocks[:6])
+    sample = make_sampler(CFG, W, top_k=20, top_p=0.95, prompt_len=4)
+    out = sample(key, params, prompts, 1.0)
+    assert out.shape == (6, W) and out.dtype == jnp.int32
+    np.testing.assert_array_equal(out[:, :4], prompts[:, :4])
+    np.testing.assert_array_equal(out, naive_sample(key, params, prompts[:, :4], W, 1.0, 20, 0.95))
+
+    bos_sample = make_sampler(CFG, W)  # no prompt: starts from BOS byte 10
+    out = bos_sample(key, params, prompts, 0.0)  # temperature 0 = greedy
+    assert bool(jnp.all(out[:, 0] == 10))
+    np.testing.assert_array_equal(out, naive_sample(key, params, jnp.full((6, 1), 10), W, 0.0))
+
+
+def test_sampler_temperature_traced_and_vmappable(params, blocks):
+    sample = make_sampler(CFG, 8)
+    prompts = jnp.asarray(blocks[:4])
+    a = sample(jax.random.key(7), params, prompts, 0.8)
+    b = sample(jax.random.key(7), params, prompts, jnp.float32(0.8))
+    np.testing.assert_array_equal(a, b)
+    assert sample.jitted._cache_size() == 1
+
+    keys = jax.random.split(jax.random.key(8), 2)
+    params_S = jax.vmap(lambda k: init_params(k, CFG))(keys)
+    out_S = jax.vmap(sample, in_axes=(0, 0, None, None))(keys, params_S, prompts, 1.0)
+    for s in range(2):
+        one = sample(keys[s], jax.tree.map(lambda x: x[s], params_S), prompts, 1.0)
+        np.testing.assert_array_equal(out_S[s], one)
+
+
+def test_top_k_never_emits_outside_top_k(params):
+    k = 3
+    sample = make_sampler(CFG, W, top_k=k)
+    out = sample(jax.random.key(9), params, jnp.zeros((128, 1), jnp.int32), 2.0)
+    logits = apply(CFG, params, out[:, :-1])  # logits[:, t] predicts out[:, t+1]
+    kth = jax.lax.top_k(logits, k)[0][..., -1]
+    chosen = jnp.take_along_axis(logits, out[:, 1:, None], axis=-1)[..., 0]
+    assert bool(jnp.all(chosen >= kth))
+
+
+@pytest.mark.parametrize("temperature, top_p", [(1.0, None), (0.7, None), (1.0, 0.8)])
+def test_next_token_frequencies_match_softmax(temperature, top_p):
+    cfg = TransformerConfig(vocab_size=8, n_layers=1, d_model=32, n_heads=2, context=16)
+    params = init_params(jax.random.key(11), cfg)
+    # Scale the tied embedding so the next-token distribution is far from uniform.
+    params["tok_embed"]["embedding"][...] = 40.0 * params["tok_embed"]["embedding"][...]
+    n = 20_000
+    out = make_sampler(cfg, 2, top_p=top_p, bos=3)(
+        jax.random.key(12), params, jnp.zeros((n, 1), jnp.int32), temperature
+    )
+    logits = np.asarray(apply(cfg, params, jnp.array([[3]]))[0, 0], np.float64) / temperature
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    if top_p is not None:
+        order = np.argsort(-p)
+        before = np.cumsum(p[order]) - p[order]
+        keep = np.zeros_like(p, bool)
+        keep[order[before < top_p]] = True
+        p = np.where(keep, p, 0.0) / p[keep].sum()
+    assert p.max() > 0.3  # the check is not a uniform-distribution triviality
+    freq = np.bincount(np.asarray(out[:, 1]), minlength=cfg.vocab_size) / n
+    tol = 4 * np.sqrt(p * (1 - p) / n) + 1e-12
+    assert np.all(np.abs(freq - p) <= tol), (freq, p)

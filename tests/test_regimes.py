@@ -1,0 +1,122 @@
+"""Regimes build the training sets they promise, with static shapes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simulator import rows as R
+from simulator.regimes import RegimeConfig, disjoint_counts, make_regime
+from simulator.worlds.regression import RegressionConfig, make_world
+
+T, D, G = 12, 3, 5
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(RegressionConfig(d=D, T=T))
+
+
+def setup(world, cfg, seed=0):
+    key = jax.random.key(seed)
+    truth = world.init(key)
+    real = world.real(jax.random.fold_in(key, 1), truth, 0)
+    params = world.fit(key, real, None)
+    regime = make_regime(cfg, world, G)
+    return regime, truth, real, params, regime.init(jax.random.fold_in(key, 2), truth, real)
+
+
+def test_replace_trains_on_synthetic_rows_only(world):
+    regime, truth, real, params, state = setup(world, RegimeConfig(name="replace"))
+    train, _, _ = regime.step(jax.random.key(5), state, truth, params, 1)
+    np.testing.assert_allclose(train["x"], real["x"])  # fixed design
+    resid = train["y"] - train["x"] @ params["w"]
+    assert not np.allclose(train["y"], real["y"])
+    assert train["weight"].shape == (T,) and np.all(resid != 0)
+
+
+@pytest.mark.parametrize("source", ["original", "fresh"])
+def test_mix_has_exactly_round_pT_real_rows(world, source):
+    cfg = RegimeConfig(name="mix", real_fraction=0.25, real_source=source)
+    regime, truth, real, params, state = setup(world, cfg)
+    train, _, stats = regime.step(jax.random.key(5), state, truth, params, 1)
+    assert float(stats["real_share"]) == pytest.approx(round(0.25 * T) / T)
+    kept = np.isclose(np.asarray(train["y"]), np.asarray(real["y"]))
+    if source == "original":
+        assert kept.sum() == round(0.25 * T)
+    else:
+        assert kept.sum() == 0  # fresh real labels carry fresh noise
+
+
+def test_mix_fixed_subset_keeps_the_same_rows(world):
+    cfg = RegimeConfig(name="mix", real_fraction=0.5, real_source="original", resample_real=False)
+    regime, truth, real, params, state = setup(world, cfg)
+    a, _, _ = regime.step(jax.random.key(5), state, truth, params, 1)
+    b, _, _ = regime.step(jax.random.key(6), state, truth, params, 2)
+    ka = np.isclose(a["y"], real["y"])
+    kb = np.isclose(b["y"], real["y"])
+    np.testing.assert_array_equal(ka, kb)
+
+
+def test_accumulate_pool_grows_by_one_set_per_generation(world):
+    regime, truth, real, params, pool = setup(world, RegimeConfig(name="accumulate"))
+    assert pool["weight"].shape == ((G + 1) * T,)
+    for g in range(1, 4):
+        train, pool, stats = regime.step(jax.random.key(g), pool, truth, params, g)
+        assert float(jnp.sum(train["weight"])) == (g + 1) * T
+        assert float(stats["pool_rows"]) == (g + 1) * T
+    np.testing.assert_allclose(pool["y"][:T], real["y"])
+
+
+def test_accumulate_subsample_draws_distinct_present_rows(world):
+    regime, truth, real, params, pool = setup(world, RegimeConfig(name="accumulate_subsample"))
+    key = jax.random.key(0)
+    pool = R.write(pool, world.sample(key, truth, params, 1), T)
+    scores = jax.random.uniform(key, pool["weight"].shape)
+    sub = R.subsample(key, pool, T)
+    assert sub["y"].shape == (T,)
+    present = set(np.round(np.asarray(pool["y"][: 2 * T]), 12))
+    drawn = np.round(np.asarray(sub["y"]), 12)
+    assert set(drawn) <= present and len(set(drawn)) == T
+    del scores
+
+
+def test_disjoint_counts_shrink_geometrically_and_stay_within_T():
+    c = disjoint_counts(8, 0.5, 12, 6)
+    np.testing.assert_array_equal(c, [0, 8, 4, 0, 0, 0, 0])  # 8 + 4 uses all 12 rows, then nothing is left
+    c = disjoint_counts(6, 0.5, 40, 5)
+    np.testing.assert_array_equal(c, [0, 6, 3, 1, 0, 0])
+
+
+def test_disjoint_edits_never_touch_a_row_twice(world):
+    cfg = RegimeConfig(name="token_edit", schedule="disjoint", k=6, eta=0.5)
+    regime, truth, real, params, state = setup(world, cfg)
+    touched = np.zeros(T, int)
+    for g in range(1, G + 1):
+        prev = np.asarray(state["current"]["y"])
+        _, state, stats = regime.step(jax.random.key(g), state, truth, params, g)
+        touched += ~np.isclose(np.asarray(state["current"]["y"]), prev)
+    assert touched.max() == 1 and touched.sum() == 6 + 3 + 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(name="nope"), "regime.name='nope' is not known; allowed: replace"),
+        (dict(name="mix", real_fraction=-0.1), r"real_fraction=-0.1 must be a number in \[0, 1\]"),
+        (dict(name="mix", real_fraction=1.5), r"real_fraction=1.5"),
+        (dict(name="mix", real_source="web"), "real_source='web' is not known; allowed: original, fresh"),
+        (dict(name="token_edit", q=1.2), r"regime.q=1.2 must be a probability in \[0, 1\]"),
+        (dict(name="token_edit", schedule="disjoint", eta=1.0), r"eta=1.0 must lie in the open interval \(0, 1\)"),
+        (dict(name="token_edit", schedule="weekly"), "schedule='weekly' is not known"),
+        (dict(name="token_edit", base="web"), "base='web' is not known"),
+    ],
+)
+def test_bad_regime_values_fail_with_a_clear_message(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RegimeConfig(**kwargs)
+
+
+def test_k_larger_than_T_is_rejected_at_build(world):
+    with pytest.raises(ValueError, match=r"regime.k=50 exceeds the 12 rows"):
+        make_regime(RegimeConfig(name="token_edit", schedule="fixed", k=50), world, G)

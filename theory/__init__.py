@@ -1,0 +1,1 @@
+"""Closed-form expected errors and bounds for model collapse, in plain numpy."""
