@@ -26,4 +26,4 @@ class RenderFigures(Callback):
         self._render(config, config.run.out_dir or config.hydra.runtime.output_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._render(config, config.hydra.sweep.dir)
+        self._render(config, config.run.out_dir or config.hydra.sweep.dir)

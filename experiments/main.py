@@ -9,7 +9,9 @@ Examples::
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -30,11 +32,19 @@ def fail(message: str) -> None:
 def main(cfg: DictConfig) -> None:
     from experiments.run import run_experiment
 
+    # Hydra sets every logger to INFO; JAX's backend probing is noise to a user.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+
     try:
         config = OmegaConf.to_object(cfg)
     except (ValueError, OmegaConfBaseException) as e:
         fail(str(e).splitlines()[0])
-    out_dir = config.run.out_dir or HydraConfig.get().runtime.output_dir
+    hc = HydraConfig.get()
+    out_dir = hc.runtime.output_dir
+    if config.run.out_dir:
+        # In a sweep every job gets its own folder below run.out_dir.
+        multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
+        out_dir = Path(config.run.out_dir) / hc.sweep.subdir if multirun else config.run.out_dir
     try:
         path = run_experiment(config, out_dir)
     except (ValueError, FileNotFoundError) as e:

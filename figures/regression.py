@@ -68,7 +68,8 @@ def plot(run_dirs, out_dir) -> list[Path]:
         w = runs[0][1]["config"]["world"]
         s = runs[0][1]["config"]["run"]["n_seeds"]
         ax.set_xlabel("generation (0 = fitted on real data)")
-        ax.set_ylabel("test error  E||w_n - w*||²_Σ  / v" if units_known else "test error  E||w_n - w*||²_Σ")
+        err_label = r"test error $\|\hat w_n - w^*\|^2_\Sigma$"
+        ax.set_ylabel(err_label + r"  (units of $v=\sigma^2 d/(T-d-1)$)" if units_known else err_label)
         ax.set_title(f"Linear regression, d={w['d']}, T={w['T']}, σ={w['sigma']:g}, {w['design']} design, {s} seeds")
         ax.legend(frameon=False, loc="upper left")
         ax.set_xlim(left=0)

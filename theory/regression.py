@@ -136,7 +136,7 @@ def accumulate_bound(d: int, T: int, sigma2: float) -> float:
 
 
 def mix_beta(d: int, T: int, p: float) -> float:
-    """β = E‖B‖²-factor of Theorem M1 (theory.md §2.5 [D]) with k = round(pT) real rows:
+    """β of Theorem M1 (E[BᵀΣB] = βΣ; theory.md §2.5 [D]) with k = round(pT) real rows:
     β = (1−p)² + p(1−p)[2/(T+2) + T(T+1)(d−1)/((T−1)(T+2)(T−d−1))], p = k/T."""
     check_sizes(d, T)
     p = real_row_count(p, T) / T
@@ -214,9 +214,9 @@ def mean_se(vals_NxG: np.ndarray, control_N: np.ndarray | None = None, control_m
 
 def design_control(X_NxTxD: np.ndarray, cov_DxD: np.ndarray):
     """Control variate (c_N, μ): c = tr(Σ(XᵀX)⁻¹), μ = E c = d/(T−d−1) (Dohmatob et al. Lemma).
-    (None, None) when T ≤ d+1 (no finite mean)."""
+    (None, None) when T ≤ d+3, where c has no finite variance (plain means are used there)."""
     T, d = X_NxTxD.shape[1:]
-    if T <= d + 1:
+    if T <= d + 3:
         return None, None
     _, Ginv = ols_operators(X_NxTxD)
     return weighted_trace(cov_DxD, Ginv), d / (T - d - 1)
@@ -472,7 +472,8 @@ def ridge_downstream_curve(
 
 
 def _result(kind, source, prediction=None, prediction_se=None, bound=None, **extra):
-    return {"prediction": prediction, "prediction_se": prediction_se, "bound": bound, "kind": kind, "source": source} | extra
+    out = {"prediction": prediction, "prediction_se": prediction_se, "bound": bound, "kind": kind, "source": source}
+    return out | extra
 
 
 def expected_test_error(
@@ -564,11 +565,14 @@ def expected_test_error(
             src = "original real rows + fresh synthetic features, exact in the noise (theory/regression.py)"
         else:
             mean, se = mix_fixed_design_curve(G, d, T, p, sigma2, real_source, resample, n_designs, rng, cov)
+            subset = (
+                "subset redrawn each generation (Shumailov et al. 2024)"
+                if resample
+                else "fixed subset (Theorem M2, theory.md §2.5)"
+            )
             src = {
                 "fresh": "fixed-design recursion R' = aPRP + κDiag(PRP) + σ²I (theory.md §2.5)",
-                "original": "fixed design, original labels kept, "
-                + ("subset redrawn each generation (Shumailov et al. 2024)" if resample else "fixed subset (Theorem M2, theory.md §2.5)")
-                + "; exact in the noise (theory/regression.py)",
+                "original": f"fixed design, original labels kept, {subset}; exact in the noise (theory/regression.py)",
             }[real_source]
         return _result("exact_in_noise", src, mean, se)
 
@@ -576,7 +580,9 @@ def expected_test_error(
     from theory import token_edit as te
 
     if design != "fixed":
-        raise ValueError(f"regime 'token_edit' needs design='fixed' (ToEdit §4.2 edits labels of fixed rows); got design={design!r}")
+        raise ValueError(
+            f"regime 'token_edit' needs design='fixed' (ToEdit §4.2 edits labels of fixed rows); got design={design!r}"
+        )
     mean, se = te.exact_curve(G, d, T, sigma2, schedule, base, q=q, k=k, eta=eta, n_designs=n_designs, rng=rng, cov=cov)
     counts = te.edit_counts(G, T, schedule, q=q, k=k, eta=eta)
     paper_bound = np.full(G + 1, te.paper_bound_2v(d, T, sigma2))

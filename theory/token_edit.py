@@ -178,7 +178,8 @@ def bernoulli_previous_curve(G, X_NxTxD, cov, sigma2, q):
         QC = C - X_NxTxD @ (A @ C)
         QCQ = QC - (QC @ X_NxTxD) @ A
         diag = np.einsum("ntt->nt", QCQ)
-        C = C - q * (QC + np.swapaxes(QC, 1, 2)) + q**2 * QCQ + (q * (1 - q) * diag)[:, :, None] * eye + q * sigma2 * eye
+        C = C - q * (QC + np.swapaxes(QC, 1, 2)) + q**2 * QCQ
+        C = C + (q * (1 - q) * diag)[:, :, None] * eye + q * sigma2 * eye
         vals.append(weighted_trace(cov, A @ C @ At))
     return np.stack(vals, 1)
 

@@ -104,7 +104,7 @@ def draw_rows(key, block_weights_N, batch_size: int):
     """
     w_N = jnp.maximum(jnp.asarray(block_weights_N, jnp.float32), 0.0)
     cdf_N = jnp.cumsum(w_N)
-    u_B = jax.random.uniform(key, (batch_size,)) * cdf_N[-1]
+    u_B = jax.random.uniform(key, (batch_size,), jnp.float32) * cdf_N[-1]
     idx_B = jnp.searchsorted(cdf_N, u_B, side="right")
     last = w_N.shape[0] - 1 - jnp.argmax(w_N[::-1] > 0)
     return jnp.minimum(idx_B, last)
@@ -208,7 +208,7 @@ def make_train(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Callable
             loss, grads = jax.value_and_grad(loss_fn)(params, batch_BxW, dropout_key)
             updates, opt_state = tx.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-            return (params, opt_state), {"loss": loss, "grad_norm": optax.global_norm(grads)}
+            return (params, opt_state), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
         (params, _), metrics = jax.lax.scan(
             step, (params, opt_state), jnp.arange(train_cfg.steps)

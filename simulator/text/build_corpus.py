@@ -154,9 +154,7 @@ def _to_ascii(text: str, name: str) -> str:
     text = text.translate(str.maketrans(_TO_ASCII))
     if text.isascii():
         return text
-    text = "".join(
-        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-    )
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     for i, c in enumerate(text):
         if not c.isascii():
             line = text.count("\n", 0, i) + 1
@@ -289,7 +287,7 @@ def write_corpus(
     }
     rows = "\n".join(
         f"| {i + 1} | {d.title} | `{s['file']}` | {s['url'] or '-'} | {s['clean_bytes']:,} |"
-        for i, (d, s) in enumerate(zip(docs, sources))
+        for i, (d, s) in enumerate(zip(docs, sources, strict=True))
     )
     license_md = _LICENSE.format(rows=rows, sdist_sha=sdist_sha, **stats)
     (out_dir / "LICENSE.md").write_text(license_md)

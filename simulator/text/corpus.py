@@ -30,8 +30,9 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,7 +92,9 @@ def _parse_jsonl(blob: bytes, path: Path) -> list[Document]:
         try:
             blob = gzip.decompress(blob)
         except (OSError, EOFError) as err:
-            raise CorpusError(f"{str(path)!r}: not a readable gzip file ({err}); {_ALLOWED}") from None
+            raise CorpusError(
+                f"{str(path)!r}: not a readable gzip file ({err}); {_ALLOWED}"
+            ) from None
     text = _decode(blob, path)
     docs = []
     for i, line in enumerate(text.split("\n"), start=1):
@@ -101,7 +104,9 @@ def _parse_jsonl(blob: bytes, path: Path) -> list[Document]:
             obj = json.loads(line)
         except ValueError:
             obj = None
-        if not (isinstance(obj, dict) and all(isinstance(obj.get(k), str) for k in ("title", "text"))):
+        if not (
+            isinstance(obj, dict) and all(isinstance(obj.get(k), str) for k in Document._fields)
+        ):
             raise CorpusError(f'{str(path)!r}, line {i}: not a {{"title", "text"}} JSON object')
         if not obj["text"].strip():
             raise CorpusError(f"{str(path)!r}, line {i}: document {obj['title']!r} is empty")
@@ -113,9 +118,9 @@ def _decode(blob: bytes, path: Path) -> str:
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError as err:
+        bad = blob[err.start : err.start + 1]
         raise CorpusError(
-            f"{str(path)!r}: not UTF-8 text (byte {err.start} is {blob[err.start:err.start + 1]!r}); "
-            f"{_ALLOWED}"
+            f"{str(path)!r}: not UTF-8 text (byte {err.start} is {bad!r}); {_ALLOWED}"
         ) from None
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
@@ -179,10 +184,10 @@ def _split_one(doc: Document, fr: tuple[float, float, float]) -> dict[str, list[
 
     cuts = [at_line(c) for c in exact]
     pieces = [(0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], len(text))]
-    if any(f > 0 and not text[a:b].strip() for f, (a, b) in zip(fr, pieces)):
+    if any(f > 0 and not text[a:b].strip() for f, (a, b) in zip(fr, pieces, strict=True)):
         pieces = [(0, exact[0]), (exact[0], exact[1]), (exact[1], len(text))]
     out = {}
-    for split, f, (a, b) in zip(SPLITS, fr, pieces):
+    for split, f, (a, b) in zip(SPLITS, fr, pieces, strict=True):
         if f > 0 and not text[a:b].strip():
             raise CorpusError(
                 f"the single document {doc.title!r} ({len(text)} characters) is too short "
@@ -229,7 +234,9 @@ def split_documents(
     keys = [hashlib.sha256(f"{seed}\0{d.title}\0{d.text}".encode()).digest() for d in docs]
     order = sorted(range(n), key=lambda i: (keys[i], i))
     chosen = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
-    return {split: [docs[i] for i in sorted(idx)] for split, idx in zip(SPLITS, chosen)}
+    return {
+        split: [docs[i] for i in sorted(idx)] for split, idx in zip(SPLITS, chosen, strict=True)
+    }
 
 
 # ------------------------------------------------------------------ blocks

@@ -19,8 +19,9 @@ character.  :func:`train_bpe` trains a byte-level BPE with the HuggingFace
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,9 +51,7 @@ def _ids_1d(ids, vocab_size: int) -> np.ndarray:
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"decode expects integer ids, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(
-            f"ids must lie in [0, {vocab_size}); got min {ids.min()}, max {ids.max()}"
-        )
+        raise ValueError(f"ids must lie in [0, {vocab_size}); got min {ids.min()}, max {ids.max()}")
     return ids
 
 

@@ -12,6 +12,10 @@ import importlib
 # pay for importing a heavy one (the transformer imports flax and optax).
 WORLDS = {
     "regression": "simulator.worlds.regression",
+    "gaussian": "simulator.worlds.gaussian",
+    "gmm": "simulator.worlds.gmm",
+    "kde": "simulator.worlds.kde",
+    "categorical": "simulator.worlds.categorical",
 }
 
 

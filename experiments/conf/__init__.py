@@ -1,0 +1,1 @@
+"""Hydra YAML configs: world/, regime/, experiment/ groups and the primary config."""

@@ -1,0 +1,168 @@
+"""Gaussian world: refit N(μ, Σ) to samples of the previous fit (Shumailov et al. 2024,
+Nature 631:755, Thm 3.1; Kazdan et al. 2024, arXiv 2410.16713, ``fit_gaussians``).
+
+The truth is N(0, Σ*) in d dimensions with Σ* = σ² diag(λ), λ isotropic or a
+power law λ_i ∝ i^-power normalised to mean 1 (tr Σ* = d σ²).  One row is one
+point x (D,).  Generation g draws M_g points (see ``sample_sizes``) from the
+previous fit, or from the truth at generation 0.
+
+Fit: the weighted mean and covariance, μ̂ = Σ w x / n and Σ̂ = Σ w (x−μ̂)(x−μ̂)ᵀ / m
+with n = Σ w and m = n − 1 (``estimator="unbiased"``, Shumailov) or m = n
+(``"mle"``, Kazdan's ``np.cov(bias=True)``).  Under accumulate the pool is
+fitted as one sample, as in Kazdan et al.
+
+Metrics (against the truth, i.e. the data of generation 0; Kazdan's Σ_0):
+
+- ``test_error`` = ``w2sq``: W₂²(N(μ̂, Σ̂), N(0, Σ*)) = ||μ̂||² + tr(Σ̂ + Σ* − 2(Σ*^½ Σ̂ Σ*^½)^½)
+  (Gelbrich / Dowson–Landau; exact between Gaussians);
+- ``mean_error`` = ||μ̂ − μ*||²;
+- ``trace_ratio`` = tr Σ̂ / tr Σ*, ``logdet_change`` = log det Σ̂ − log det Σ*;
+- ``var`` = tr Σ̂ / d and ``std`` = √var (in 1-D: σ̂² and σ̂);
+- ``tail_share``: mass of the fit beyond k true standard deviations, averaged
+  over coordinates, mean_j P(|x_j − μ*_j| > k σ*_j) under the fitted marginal
+  N(μ̂_j, Σ̂_jj) (exact; the truth has 2Φ(−k)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import List, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr
+
+from simulator.world import World
+from simulator.worlds import sample_sizes
+
+ESTIMATORS = ("unbiased", "mle")
+SPECTRA = ("isotropic", "power_law")
+
+
+@dataclasses.dataclass
+class GaussianConfig:
+    """d dimensions; M samples per generation (or M_schedule, see ``sample_sizes``);
+    estimator unbiased|mle; truth N(0, sigma² diag(spectrum)); tail_k: the k of
+    the tail share."""
+
+    name: str = "gaussian"
+    d: int = 1
+    M: int = 100
+    M_schedule: Optional[List[int]] = None
+    estimator: str = "unbiased"
+    sigma: float = 1.0
+    spectrum: str = "isotropic"
+    power: float = 1.0
+    tail_k: float = 2.0
+
+    def __post_init__(self):
+        validate(self)
+
+
+def validate(cfg: GaussianConfig) -> None:
+    if isinstance(cfg.d, bool) or not isinstance(cfg.d, int) or cfg.d < 1:
+        raise ValueError(f"world.d={cfg.d!r} must be a whole number of dimensions >= 1")
+    if cfg.estimator not in ESTIMATORS:
+        raise ValueError(f"world.estimator={cfg.estimator!r} is not known; allowed: {', '.join(ESTIMATORS)}")
+    if cfg.spectrum not in SPECTRA:
+        raise ValueError(f"world.spectrum={cfg.spectrum!r} is not known; allowed: {', '.join(SPECTRA)}")
+    # A covariance from M points has rank <= M-1: d+1 points make it invertible, and the
+    # unbiased divisor M-1 needs M >= 2.
+    need = max(2, cfg.d + 1)
+    why = (
+        "a variance needs 2 points; the unbiased estimator divides by M-1"
+        if cfg.d == 1
+        else f"a {cfg.d}-dimensional covariance needs d+1 points to be invertible"
+    )
+    sample_sizes.validate(cfg.M, cfg.M_schedule, need, why)
+    if not (cfg.sigma > 0 and math.isfinite(cfg.sigma)):
+        raise ValueError(f"world.sigma={cfg.sigma!r} must be a finite number > 0")
+    if not (cfg.power >= 0 and math.isfinite(cfg.power)):
+        raise ValueError(f"world.power={cfg.power!r} must be a finite number >= 0")
+    if not (cfg.tail_k > 0 and math.isfinite(cfg.tail_k)):
+        raise ValueError(f"world.tail_k={cfg.tail_k!r} must be a finite number > 0")
+
+
+def true_covariance_diag(cfg: GaussianConfig) -> np.ndarray:
+    """Diagonal of Σ* = σ² diag(λ), λ normalised to mean 1."""
+    if cfg.spectrum == "isotropic":
+        lam = np.ones(cfg.d)
+    else:
+        lam = np.arange(1, cfg.d + 1, dtype=float) ** (-cfg.power)
+        lam = lam * cfg.d / lam.sum()
+    return cfg.sigma**2 * lam
+
+
+def psd_sqrt(cov_DxD: jax.Array) -> jax.Array:
+    """Symmetric square root by eigh (eigenvalues clipped at 0): robust where Cholesky fails."""
+    evals, evecs = jnp.linalg.eigh(cov_DxD)
+    return (evecs * jnp.sqrt(jnp.clip(evals, 0.0))) @ evecs.T
+
+
+def w2sq(mu_D, cov_DxD, mu_star_D, cov_star_diag_D) -> jax.Array:
+    """W₂² between N(mu, cov) and N(mu*, diag(cov*)), closed form (Gelbrich)."""
+    root = jnp.sqrt(cov_star_diag_D)
+    cross = root[:, None] * cov_DxD * root[None, :]
+    cross_tr = jnp.sum(jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh(cross), 0.0)))
+    tr = jnp.trace(cov_DxD) + jnp.sum(cov_star_diag_D) - 2.0 * cross_tr
+    return jnp.sum((mu_D - mu_star_D) ** 2) + jnp.maximum(tr, 0.0)
+
+
+def make_world(cfg: GaussianConfig) -> World:
+    validate(cfg)
+    d = cfg.d
+    dtype = jnp.result_type(float)
+    n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
+    weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
+    unbiased = cfg.estimator == "unbiased"
+    cov_star_D = jnp.asarray(true_covariance_diag(cfg), dtype)
+    k = cfg.tail_k
+    tiny = jnp.finfo(dtype).tiny
+
+    def draw(key, mu_D, root_DxD, g):
+        z_NxD = jax.random.normal(key, (n_rows, d), dtype)
+        return {"x": mu_D + z_NxD @ root_DxD.T, "weight": weights(g)}
+
+    def init(key):
+        return {"mu": jnp.zeros((d,), dtype), "cov_diag": cov_star_D}
+
+    def real(key, truth, g):
+        return draw(key, truth["mu"], jnp.diag(jnp.sqrt(truth["cov_diag"])), g)
+
+    def sample(key, truth, params, g):
+        return draw(key, params["mu"], psd_sqrt(params["cov"]), g)
+
+    def fit(key, rows, base):
+        w_N, x_NxD = rows["weight"], rows["x"]
+        n = jnp.sum(w_N)
+        mu_D = (w_N @ x_NxD) / n
+        xc_NxD = x_NxD - mu_D
+        scatter_DxD = (xc_NxD * w_N[:, None]).T @ xc_NxD
+        return {"mu": mu_D, "cov": scatter_DxD / (n - 1.0 if unbiased else n)}
+
+    def evaluate(truth, params):
+        mu_D, cov_DxD = params["mu"], params["cov"]
+        mu_star, cov_star = truth["mu"], truth["cov_diag"]
+        evals = jnp.linalg.eigvalsh(cov_DxD)
+        var = jnp.trace(cov_DxD) / d
+        sd_D = jnp.maximum(jnp.sqrt(jnp.clip(jnp.diagonal(cov_DxD), 0.0)), tiny)
+        edge_D, off_D = k * jnp.sqrt(cov_star), mu_D - mu_star
+        tail_D = ndtr((-edge_D - off_D) / sd_D) + ndtr((off_D - edge_D) / sd_D)
+        dist = w2sq(mu_D, cov_DxD, mu_star, cov_star)
+        return {
+            "test_error": dist,
+            "w2sq": dist,
+            "mean_error": jnp.sum((mu_D - mu_star) ** 2),
+            "trace_ratio": jnp.trace(cov_DxD) / jnp.sum(cov_star),
+            "logdet_change": jnp.sum(jnp.log(evals)) - jnp.sum(jnp.log(cov_star)),
+            "var": var,
+            "std": jnp.sqrt(var),
+            "tail_share": jnp.mean(tail_D),
+        }
+
+    return World("gaussian", n_rows, init, real, fit, sample, evaluate)
+
+
+Config = GaussianConfig
