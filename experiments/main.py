@@ -23,6 +23,16 @@ from experiments.config import register
 register()
 
 
+def _dir_name(overrides) -> str:
+    """A folder name for a list of command-line overrides: the same command always
+    maps to the same folder, so running it again can resume."""
+    keep = [o for o in overrides if not o.startswith(("hydra.", "hydra/", "run.resume", "run.progress", "run.figure"))]
+    return ",".join(sorted(keep)).replace("/", "_") or "default"
+
+
+OmegaConf.register_new_resolver("dir_name", _dir_name, replace=True)
+
+
 def fail(message: str) -> None:
     print(f"collapse-sim: error: {message}", file=sys.stderr)
     sys.exit(2)

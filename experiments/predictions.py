@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments.predictions_distributions import PREDICTORS as _DISTRIBUTIONS
+
 
 def predict(world_cfg, regime_cfg, run_cfg) -> dict:
     """{"kind", "source", "units": {...}, "curves": {name: array(G+1)}}."""
@@ -65,4 +67,4 @@ def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
     return {"kind": out["kind"], "source": out["source"], "units": units, "curves": curves}
 
 
-_PREDICTORS = {"regression": _regression}
+_PREDICTORS = {"regression": _regression, **_DISTRIBUTIONS}

@@ -467,12 +467,14 @@ def perplexity(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array,
 def _first_at_least(cum_at, target, n, n_max: int):
     """Smallest i in [0, n) with cum_at(i) >= target, for nondecreasing cum_at with
     cum_at(n - 1) >= target; a bisection of ceil(log2 n_max) static steps."""
-    lo = jnp.zeros_like(n)
-    hi = jnp.maximum(n - 1, 0)
-    for _ in range(max(1, math.ceil(math.log2(n_max)))):
+    def halve(_, lo_hi):
+        lo, hi = lo_hi
         mid = (lo + hi) // 2
         ok = cum_at(mid) >= target
-        lo, hi = jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
+        return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
+
+    lo, hi = lax.fori_loop(0, max(1, math.ceil(math.log2(n_max))), halve,
+                           (jnp.zeros_like(n), jnp.maximum(n - 1, 0)))
     return jnp.minimum(lo, hi)
 
 
@@ -527,8 +529,9 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
            top_k: Optional[int] = None) -> jax.Array:
     """Exact ancestral sampling of (n_blocks, length) int32 token blocks.
 
-    Position t of block b draws from p(. | in-block history) with uniforms from
-    ``fold_in(fold_in(key, b), t)``, so a block does not depend on n_blocks.
+    Block b draws its uniforms from ``fold_in(key, b)``, so it depends on the key,
+    its index and ``length`` but not on n_blocks; position t draws from
+    p(. | in-block history).
     With temperature None or 1.0 and no top_k, it first picks a mixture
     component of p (module docstring) and then a token from it by bisection,
     which never builds the V-vector. Otherwise it draws from
@@ -553,12 +556,14 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
             raise ValueError(f"prompt length {P} exceeds block length {length}")
         prompt_BxL = jnp.pad(jnp.broadcast_to(prompts, (n_blocks, P)),
                              ((0, 0), (0, length - P)))
-    key_B = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(n_blocks))
+    # All uniforms up front, block b's from fold_in(key, b). 1 - U[0, 1) lies in
+    # (0, 1], which keeps zero-probability tokens out of reach of the draws.
+    u_LxBx2 = 1.0 - jax.vmap(
+        lambda b: jax.random.uniform(jax.random.fold_in(key, b), (length, 2)),
+        out_axes=1)(jnp.arange(n_blocks))
 
-    def step(window_BxK1, t):
-        # 1 - U[0, 1) lies in (0, 1], which keeps zero-probability tokens out of reach.
-        u_Bx2 = 1.0 - jax.vmap(lambda kb: jax.random.uniform(
-            jax.random.fold_in(kb, t), (2,)))(key_B)
+    def step(window_BxK1, xs):
+        t, u_Bx2 = xs
         n_avail_B = jnp.full((n_blocks,), t)
         if tempered:
             logp_BxV = _next_logprobs(cfg, params, window_BxK1, n_avail_B)
@@ -572,7 +577,8 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
             window_BxK1 = jnp.concatenate([window_BxK1[:, 1:], tok_B[:, None]], axis=1)
         return window_BxK1, tok_B
 
-    _, tok_LxB = lax.scan(step, jnp.zeros((n_blocks, k1), jnp.int32), jnp.arange(length))
+    _, tok_LxB = lax.scan(step, jnp.zeros((n_blocks, k1), jnp.int32),
+                          (jnp.arange(length), u_LxBx2))
     return tok_LxB.T
 
 
