@@ -1,29 +1,50 @@
 """Hydra callback: render figures from the saved results once the jobs are done.
 
 Figures are drawn from the files a run wrote, never by the simulation code;
-this callback only calls the figure scripts on the finished output directory.
+this callback only calls the figure scripts on the finished output.  A single
+run's figure goes into its own folder; a sweep's figure combines the runs that
+this sweep wrote and goes to ``<sweep dir>/figures/<overrides>/``.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from simulator import results
+
 
 class RenderFigures(Callback):
-    def _render(self, config: DictConfig, path: str) -> None:
-        if not config.run.get("figure", True):
-            return
-        from figures.render import render_path
+    def __init__(self) -> None:
+        self.started = None
 
-        for out in render_path(Path(path)):
+    def _render(self, config: DictConfig, runs, out_dir) -> None:
+        if not config.run.get("figure", True) or not runs:
+            return
+        from figures.render import render_runs
+
+        for out in render_runs(runs, out_dir):
             print(f"[collapse-sim] figure: {out}", flush=True)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._render(config, config.run.out_dir or config.hydra.runtime.output_dir)
+        path = Path(config.run.out_dir or config.hydra.runtime.output_dir)
+        if (path / results.RECORDS).is_file():
+            self._render(config, [path], path)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._render(config, config.run.out_dir or config.hydra.sweep.dir)
+        from experiments.main import _dir_name
+
+        root = Path(config.run.out_dir or config.hydra.sweep.dir)
+        if not root.exists():
+            return
+        # The runs this sweep wrote (or finished): results newer than its start.
+        since = (self.started or 0.0) - 1.0
+        runs = [r for r in results.find_runs(root) if (r / results.META).stat().st_mtime >= since]
+        self._render(config, runs, root / "figures" / _dir_name(list(config.hydra.overrides.task)))

@@ -26,14 +26,21 @@ class RunConfig:
     n_seeds: independent seeds, run together under vmap.  seed: root seed.
     precision: float32 | float64 for the whole run.  theory_designs: designs
     sampled by the theory curves that are exact in the noise but averaged over
-    the design.  figure: render the world's figure after the run (from the saved
-    results).  out_dir: where results go (default: hydra's output directory)."""
+    the design.  chunk_generations: generations per compiled chunk; a
+    checkpoint is written after each (0 = all at once).  resume: continue from a
+    checkpoint of the same config in the output folder.  progress: show a
+    progress bar (plain lines when not on a terminal).  figure: render the
+    world's figure after the run (from the saved results).  out_dir: where
+    results go (default: hydra's output directory)."""
 
     n_generations: int = 10
     n_seeds: int = 256
     seed: int = 0
     precision: str = "float64"
     theory_designs: int = 400
+    chunk_generations: int = 10
+    resume: bool = True
+    progress: bool = True
     figure: bool = True
     out_dir: Optional[str] = None
 
@@ -44,6 +51,8 @@ class RunConfig:
             raise ValueError(f"run.n_generations={self.n_generations} must be >= 0")
         if self.n_seeds < 1:
             raise ValueError(f"run.n_seeds={self.n_seeds} must be >= 1")
+        if self.chunk_generations < 0:
+            raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
         if self.theory_designs < 2:
             raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
 

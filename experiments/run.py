@@ -1,7 +1,11 @@
-"""Run one (world, regime) experiment and save it: the code behind the entry point.
+"""Run one (world, regime) experiment and save it: the host-side driver.
 
 Takes typed config objects (never a DictConfig) so it can be called from
-Python and tests as well as from hydra.
+Python and tests as well as from hydra.  Generations run in chunks of
+``run.chunk_generations``; after each chunk everything needed to continue is
+checkpointed atomically, so running the same command again resumes from the
+last complete chunk with bit-identical results.  Seeds are sharded over all
+local devices.
 """
 
 from __future__ import annotations
@@ -9,16 +13,22 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import platform
+import sys
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from simulator import results
-from simulator.loop import make_simulate, seed_keys
+from simulator import checkpoint, results
+from simulator.loop import make_generation, seed_keys
 from simulator.regimes import make_regime
+from simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
 from simulator.worlds import make_world
+
+# Settings that do not change any number of a run, left out of its hash.
+PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume")
 
 
 def set_precision(precision: str) -> None:
@@ -33,55 +43,153 @@ def versions() -> dict:
     return {
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else None,
         "flax": flax.__version__,
         "optax": optax.__version__,
         "numpy": np.__version__,
     }
 
 
+def resolved(config) -> dict:
+    return {
+        "world": dataclasses.asdict(config.world),
+        "regime": dataclasses.asdict(config.regime),
+        "run": dataclasses.asdict(config.run),
+    }
+
+
+def run_key(config) -> str:
+    c = resolved(config)
+    c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
+    return checkpoint.config_hash(c)
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain log lines otherwise, nothing if disabled."""
+
+    def __init__(self, enabled: bool, total: int, done: int, n_seeds: int, label: str):
+        self.enabled, self.total, self.n_seeds, self.label = enabled, total, n_seeds, label
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc=label, unit="gen", dynamic_ncols=True)
+
+    def update(self, done: int, step: int, seconds: float) -> None:
+        rate = step * self.n_seeds / max(seconds, 1e-9)
+        if self.bar is not None:
+            self.bar.set_postfix(seeds=self.n_seeds, seed_gens_per_s=f"{rate:,.0f}")
+            self.bar.update(step)
+        elif self.enabled:
+            print(f"[collapse-sim] {self.label}: generation {done}/{self.total}, {self.n_seeds} seeds, "
+                  f"{rate:,.0f} seed-generations/s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _first_bad(records: dict, g0: int):
+    """(name, generation, seeds) of the first non-finite record entry, or None."""
+    for name, v in records.items():
+        if not np.issubdtype(v.dtype, np.floating):
+            continue
+        ok = np.isfinite(v).reshape(v.shape[0], v.shape[1], -1).all(-1)
+        if not ok.all():
+            seeds, gens = np.where(~ok)
+            g = int(gens.min())
+            return name, g0 + g, sorted(set(seeds[gens == g].tolist()))
+    return None
+
+
+def _concat(parts: list[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+
+
 def run_experiment(config, out_dir) -> Path:
     """Simulate ``config.run.n_seeds`` seeds for ``config.run.n_generations``
-    generations, attach the theory, save to ``out_dir`` and return it."""
+    generations (resuming a checkpoint of the same config if there is one),
+    attach the theory, save to ``out_dir`` and return it."""
     from experiments.predictions import predict
 
     run = config.run
+    out_dir = Path(out_dir)
     set_precision(run.precision)
     world = make_world(config.world)
-    regime = make_regime(config.regime, world, run.n_generations)
-    simulate = make_simulate(world, regime, run.n_generations)
-    keys = seed_keys(jax.random.key(run.seed), np.arange(run.n_seeds))
+    G = run.n_generations
+    regime = make_regime(config.regime, world, G)
+    gen = make_generation(world, regime)
+    key = run_key(config)
+    label = f"{config.world.name}/{config.regime.name}"
+
+    mesh = seed_mesh()
+    n_pad = padded_seed_count(run.n_seeds, mesh.size)
+    keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
+    first = jax.jit(jax.vmap(gen.first))
+    chunk = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
 
     t0 = time.perf_counter()
-    compiled = simulate.lower(keys).compile()
-    t1 = time.perf_counter()
-    records = jax.block_until_ready(compiled(keys))
-    t2 = time.perf_counter()
+    state = None
+    if run.resume:
+        carry_like, _ = jax.eval_shape(first, keys)
+        state = checkpoint.load(out_dir, key, carry_like)
+        if state is None and checkpoint.stored_hash(out_dir) not in (None, key):
+            print(f"[collapse-sim] {out_dir} holds a checkpoint of another config; starting afresh", file=sys.stderr)
+    if state is not None:
+        done, carry, recs = state
+        carry = shard_seeds(jax.tree.map(jnp.asarray, carry), mesh)
+        parts = [recs]
+        if run.progress:
+            print(f"[collapse-sim] {label}: resuming from generation {done} ({out_dir})", file=sys.stderr, flush=True)
+    else:
+        carry, rec0 = first(keys)
+        parts = [{k: np.asarray(v)[:, None] for k, v in rec0.items()}]
+        done = 0
+        bad = _first_bad(parts[0], 0)
+        if bad:
+            raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
+        checkpoint.save(out_dir, key, 0, carry, parts[0])
+    t_first = time.perf_counter() - t0
 
-    records = {k: np.asarray(v) for k, v in records.items()}
-    bad = {k: np.where(~np.isfinite(v).reshape(v.shape[0], v.shape[1], -1).all(-1)) for k, v in records.items()}
-    bad = {k: v for k, v in bad.items() if v[0].size}
-    if bad:
-        k, (seeds, gens) = next(iter(bad.items()))
-        raise FloatingPointError(
-            f"record {k!r} is not finite at generation {int(gens[0])} for seeds {sorted(set(seeds.tolist()))[:10]}"
-        )
+    step = run.chunk_generations or G
+    progress = Progress(run.progress, G, done, run.n_seeds, label)
+    t_sim = 0.0
+    try:
+        while done < G:
+            n = min(step, G - done)
+            t = time.perf_counter()
+            carry, recs = chunk(carry, keys, jnp.arange(done + 1, done + n + 1, dtype=jnp.int32))
+            recs = {k: np.asarray(v) for k, v in recs.items()}  # (S, n) per record
+            bad = _first_bad(recs, done + 1)
+            if bad:
+                name, g, seeds = bad
+                raise FloatingPointError(
+                    f"record {name!r} is not finite at generation {g} for seeds {seeds[:10]}; "
+                    f"generations 0..{done} are saved in {out_dir}; change the config (e.g. run.precision=float64) "
+                    f"and run again, or run the same command to retry from generation {done}"
+                )
+            parts.append(recs)
+            done += n
+            checkpoint.save(out_dir, key, done, carry, _concat(parts))
+            dt = time.perf_counter() - t
+            t_sim += dt
+            progress.update(done, n, dt)
+    finally:
+        progress.close()
 
+    records = {k: v[: run.n_seeds] for k, v in _concat(parts).items()}
     theory = predict(config.world, config.regime, run)
     for name, curve in theory.pop("curves", {}).items():
         records[f"theory/{name}"] = np.asarray(curve)
-
     meta = {
-        "config": {
-            "world": dataclasses.asdict(config.world),
-            "regime": dataclasses.asdict(config.regime),
-            "run": dataclasses.asdict(run),
-        },
+        "config": resolved(config),
+        "config_hash": key,
         "theory": theory,
-        "compile_seconds": t1 - t0,
-        "run_seconds": t2 - t1,
+        "first_generation_seconds": t_first,
+        "run_seconds": t_sim,
+        "devices": [str(d) for d in mesh.devices.flat],
         "device": str(jax.devices()[0]),
         "platform": jax.default_backend(),
+        "precision": run.precision,
         "versions": versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

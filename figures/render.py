@@ -18,16 +18,22 @@ FIGURES = {
 }
 
 
-def render_path(path: Path, out_dir=None) -> list[Path]:
+def render_runs(run_dirs, out_dir) -> list[Path]:
+    """Render the figures of the given run folders into ``out_dir``."""
     by_world = defaultdict(list)
-    for run in results.find_runs(path):
+    for run in run_dirs:
         _, meta = results.load(run)
         by_world[meta["config"]["world"]["name"]].append(run)
     outs = []
     for world, runs in sorted(by_world.items()):
         if world in FIGURES:
-            outs += importlib.import_module(FIGURES[world]).plot(runs, out_dir or path)
+            outs += importlib.import_module(FIGURES[world]).plot(runs, out_dir)
     return outs
+
+
+def render_path(path: Path, out_dir=None) -> list[Path]:
+    """Render every figure for the runs at or below ``path``."""
+    return render_runs(results.find_runs(path), out_dir or path)
 
 
 def main(argv=None) -> None:

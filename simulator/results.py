@@ -70,3 +70,42 @@ def find_runs(path) -> list[Path]:
     if not root.exists():
         raise FileNotFoundError(f"no such result path: {root}")
     return sorted(p.parent for p in root.rglob(RECORDS))
+
+
+def _flatten(prefix: str, d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(f"{prefix}{k}.", v)
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def tidy(path) -> dict:
+    """Every run at or below ``path`` as one long table: a dict of equal-length
+    numpy columns with one row per (run, seed, generation, metric) and the run's
+    config joined as ``world.*``, ``regime.*`` and ``run.*`` columns.  Vector
+    metrics are left out; ``pandas.DataFrame(tidy(path))`` gives a data frame."""
+    columns: dict[str, list] = {}
+    n = 0
+    for run in find_runs(path):
+        records, meta = load(run)
+        config = _flatten("", meta["config"])
+        for metric, a in sorted(records.items()):
+            if metric.startswith("theory/") or a.ndim != 2:
+                continue
+            S, G = a.shape
+            block = {
+                "run": np.full(S * G, str(run)),
+                "seed": np.repeat(np.arange(S), G),
+                "generation": np.tile(np.arange(G), S),
+                "metric": np.full(S * G, metric),
+                "value": a.reshape(-1).astype(float),
+            }
+            block |= {k: np.full(S * G, v) for k, v in config.items() if not isinstance(v, (list, tuple))}
+            for k in set(columns) | set(block):
+                columns.setdefault(k, [np.full(n, None, dtype=object)] if n else [])
+                columns[k].append(block.get(k, np.full(S * G, None, dtype=object)))
+            n += S * G
+    return {k: np.concatenate(v) if v else np.array([]) for k, v in columns.items()}

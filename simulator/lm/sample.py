@@ -64,7 +64,7 @@ def _keep_at_least(logits_xV, weights_xV, budget):
         return jnp.where(ok_x1, lo_x1, mid_x1 + 1), jnp.where(ok_x1, mid_x1, hi_x1)
 
     cut_x1, _ = jax.lax.fori_loop(0, 32, bisect, (lo_x1, hi_x1))
-    return jnp.where(key_xV >= cut_x1, logits_xV, -jnp.inf)
+    return jnp.where(key_xV >= cut_x1, logits_xV, jnp.array(-jnp.inf, logits_xV.dtype))
 
 
 def filter_logits(logits_xV, top_k: Optional[int] = None, top_p=None):
@@ -76,14 +76,14 @@ def filter_logits(logits_xV, top_k: Optional[int] = None, top_p=None):
     probability mass of strictly more likely tokens is < top_p: the smallest
     set of most likely tokens whose mass reaches top_p (Holtzman et al. 2020,
     nucleus sampling); the most likely token always survives.  Works on any
-    leading shape; the last axis is the vocabulary.
+    leading shape; the last axis is the vocabulary.  Thresholds compare
+    values as float32.
     """
-    logits_xV = logits_xV.astype(jnp.float32)
     V = logits_xV.shape[-1]
     if top_k is not None and 0 < top_k < V:
-        logits_xV = _keep_at_least(logits_xV, jnp.ones_like(logits_xV), top_k)
+        logits_xV = _keep_at_least(logits_xV, jnp.ones(logits_xV.shape, jnp.float32), top_k)
     if top_p is not None and not (isinstance(top_p, (int, float)) and top_p >= 1.0):
-        probs_xV = jax.nn.softmax(logits_xV, axis=-1)
+        probs_xV = jax.nn.softmax(logits_xV.astype(jnp.float32), axis=-1)
         logits_xV = _keep_at_least(logits_xV, probs_xV, jnp.asarray(top_p, jnp.float32))
     return logits_xV
 

@@ -4,6 +4,8 @@ Tiny sizes (1 layer, d=32, 2 heads, context 16) keep the file well under a
 minute on 2 CPU cores; most of the time is compilation.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -224,6 +226,7 @@ def test_filter_logits():
     logits = jnp.log(jnp.array([[0.5, 0.05, 0.3, 0.15]]))
     top2 = filter_logits(logits, top_k=2)
     np.testing.assert_array_equal(jnp.isfinite(top2), [[True, False, True, False]])
+    np.testing.assert_array_equal(top2[:, [0, 2]], logits[:, [0, 2]])
     # nucleus 0.75: 0.5 (mass before 0) and 0.3 (mass before 0.5) are kept, 0.15 is not.
     nuc = filter_logits(logits, top_p=0.75)
     np.testing.assert_array_equal(jnp.isfinite(nuc), [[True, False, True, False]])
@@ -232,23 +235,41 @@ def test_filter_logits():
     np.testing.assert_array_equal(jnp.isfinite(filter_logits(logits, top_p=1e-3)), [[True, False, False, False]])
 
 
-@jax.jit
-def _full_logits(params, seq):
-    return apply(CFG, params, seq)
+def test_filter_logits_matches_brute_force_with_ties():
+    rng = np.random.default_rng(0)
+    logits = np.round(rng.normal(0, 3, (16, 50))).astype(np.float32)  # many ties, and -0.0
+    logits[0, :3] = -0.0
+    greater = logits[:, None, :] > logits[:, :, None]  # [b, j, i]: logit i > logit j
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    top_p = jax.jit(lambda x, p: filter_logits(x, top_p=p))
+    for k in (1, 7):
+        got = np.isfinite(np.asarray(filter_logits(jnp.asarray(logits), top_k=k)))
+        np.testing.assert_array_equal(got, greater.sum(-1) < k)
+    for p in (0.1, 0.5, 0.9):
+        mass_before = (probs[:, None, :] * greater).sum(-1)
+        clear = np.abs(mass_before - p) > 1e-5  # float summation order aside
+        got = np.isfinite(np.asarray(top_p(jnp.asarray(logits), p)))
+        np.testing.assert_array_equal(got[clear], (mass_before < p)[clear])
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "top_p"))
+def _naive_next(key, params, seq, t, temperature, top_k=None, top_p=None):
+    logits = apply(CFG, params, seq)[:, t - 1]  # the full context, recomputed
+    return sample_logits(jax.random.fold_in(key, t), logits, temperature, top_k, top_p)
 
 
 def naive_sample(key, params, prefix, length, temperature, top_k=None, top_p=None):
     """Reference sampler: recompute the full context for every token.
 
-    The sequence is kept at a fixed padded width so ``_full_logits`` compiles
+    The sequence is kept at a fixed padded width so ``_naive_next`` compiles
     once; causal masking makes the padding after position t irrelevant.
     """
     B, P = prefix.shape
     seq = jnp.zeros((B, CFG.context), jnp.int32).at[:, :P].set(prefix)
     out = [jnp.asarray(prefix, jnp.int32)]
     for t in range(P, length):
-        logits = _full_logits(params, seq)[:, t - 1]
-        token = sample_logits(jax.random.fold_in(key, t), logits, temperature, top_k, top_p)
+        token = _naive_next(key, params, seq, t, temperature, top_k=top_k, top_p=top_p)
         out.append(token[:, None])
         if t < CFG.context:
             seq = seq.at[:, t].set(token)

@@ -1,0 +1,142 @@
+"""Long runs: resume after SIGKILL bit-identically, stop on NaN, shard seeds, tidy loading."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.config import Config, RunConfig
+from experiments.run import run_experiment
+from simulator import checkpoint, results
+from simulator.regimes import RegimeConfig
+from simulator.worlds.regression import RegressionConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small(**run):
+    base = dict(n_generations=6, n_seeds=12, chunk_generations=2, theory_designs=20, progress=False, figure=False)
+    return Config(
+        world=RegressionConfig(d=3, T=12),
+        regime=RegimeConfig(name="replace"),
+        run=RunConfig(**(base | run)),
+    )
+
+
+def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from experiments.config import Config, RunConfig
+        from experiments.run import run_experiment
+        from simulator.regimes import RegimeConfig
+        from simulator.worlds.regression import RegressionConfig
+        cfg = Config(world=RegressionConfig(d=10, T=40), regime=RegimeConfig(name="accumulate"),
+                     run=RunConfig(n_generations=40, n_seeds=512, chunk_generations=1, theory_designs=20,
+                                   progress=False, figure=False))
+        run_experiment(cfg, sys.argv[1])
+        """
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(killed)], env=env)
+    info = killed / checkpoint.INFO
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if info.is_file() and json.loads(info.read_text())["generation"] >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    g_killed = json.loads(info.read_text())["generation"]
+    assert 3 <= g_killed < 40 and not (killed / results.RECORDS).exists(), "the run finished before it was killed"
+
+    for out in (killed, tmp_path / "clean"):
+        subprocess.run([sys.executable, "-c", script, str(out)], env=env, check=True, timeout=300)
+    a, _ = results.load(killed)
+    b, _ = results.load(tmp_path / "clean")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_changed_config_never_resumes_an_old_checkpoint(tmp_path, capsys):
+    run_experiment(small(n_generations=4), tmp_path)
+    old_hash = checkpoint.stored_hash(tmp_path)
+    run_experiment(small(n_generations=4, seed=1), tmp_path)
+    assert checkpoint.stored_hash(tmp_path) != old_hash
+    assert "another config; starting afresh" in capsys.readouterr().err
+    rec_new, _ = results.load(tmp_path)
+    rec_fresh, _ = results.load(run_experiment(small(n_generations=4, seed=1), tmp_path / "fresh"))
+    np.testing.assert_array_equal(rec_new["test_error"], rec_fresh["test_error"])
+
+
+def test_resume_false_starts_afresh(tmp_path, capsys):
+    run_experiment(small(n_generations=4, progress=True), tmp_path)
+    run_experiment(small(n_generations=4, progress=True, resume=False), tmp_path)
+    assert "resuming" not in capsys.readouterr().err
+
+
+def test_non_finite_record_stops_with_generation_and_seeds(tmp_path):
+    cfg = Config(
+        world=RegressionConfig(d=3, T=12, sigma=1e30),
+        regime=RegimeConfig(name="replace"),
+        run=RunConfig(n_generations=4, n_seeds=4, precision="float32", progress=False, figure=False, theory_designs=20),
+    )
+    try:
+        with pytest.raises(FloatingPointError, match=r"is not finite at generation \d+ for seeds \[") as e:
+            run_experiment(cfg, tmp_path)
+    finally:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    assert "run.precision" in str(e.value) or "generation 0" in str(e.value)
+
+
+def test_seeds_sharded_over_four_devices_equal_one_device(tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        import jax
+        from experiments.config import Config, RunConfig
+        from experiments.run import run_experiment
+        from simulator.regimes import RegimeConfig
+        from simulator.worlds.regression import RegressionConfig
+        print(len(jax.devices()))
+        cfg = Config(world=RegressionConfig(d=3, T=12), regime=RegimeConfig(name="mix", real_source="fresh"),
+                     run=RunConfig(n_generations=4, n_seeds=10, theory_designs=20, progress=False, figure=False))
+        run_experiment(cfg, sys.argv[1])
+        """
+    )
+    outs = {}
+    for n_dev in (1, 4):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_dev}"}
+        out = tmp_path / f"dev{n_dev}"
+        p = subprocess.run([sys.executable, "-c", script, str(out)], env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert p.stdout.split()[0] == str(n_dev)
+        outs[n_dev], meta = results.load(out)
+        assert len(meta["devices"]) == n_dev
+    assert outs[4]["test_error"].shape == (10, 5)  # 10 seeds padded to 12 on 4 devices, padding dropped
+    np.testing.assert_array_equal(outs[1]["test_error"], outs[4]["test_error"])
+
+
+def test_tidy_table_has_one_row_per_seed_generation_metric(tmp_path):
+    run_experiment(small(n_generations=3), tmp_path / "a")
+    table = results.tidy(tmp_path)
+    rec, _ = results.load(tmp_path / "a")
+    n_metrics = sum(1 for k, v in rec.items() if not k.startswith("theory/") and v.ndim == 2)
+    assert len(table["value"]) == 12 * 4 * n_metrics
+    sel = (table["metric"] == "test_error") & (table["seed"] == 5) & (table["generation"] == 2)
+    assert table["value"][sel][0] == rec["test_error"][5, 2]
+    assert set(table["world.name"]) == {"regression"} and set(table["world.d"]) == {3}

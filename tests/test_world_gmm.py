@@ -1,0 +1,127 @@
+"""Gaussian-mixture world: the closed-form L2 distance, EM in JAX (recovery of a well-separated
+truth, empty components and singular covariances handled and counted), every regime, bad input.
+
+There is no closed form for an EM-fitted mixture under any regime, so there is no
+Monte Carlo-against-theory check here (experiments/predictions_distributions.py
+attaches none).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from engine_mc import REGIMES, regime_id, simulate, simulate_eager
+
+from simulator.worlds import gmm
+
+
+def mixture_pdf(x_NxD, w, mu, cov):
+    out = np.zeros(len(x_NxD))
+    for wk, mk, ck in zip(w, mu, cov):
+        diff = x_NxD - mk
+        maha = np.einsum("nd,de,ne->n", diff, np.linalg.inv(ck), diff)
+        out += wk * np.exp(-0.5 * maha) / np.sqrt((2 * np.pi) ** len(mk) * np.linalg.det(ck))
+    return out
+
+
+def test_l2_distance_matches_numerical_integration():
+    rng = np.random.default_rng(0)
+
+    def random_mixture(K):
+        a = rng.standard_normal((K, 2, 2))
+        return rng.dirichlet(np.ones(K)), rng.standard_normal((K, 2)), a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(2)
+
+    p, q = random_mixture(3), random_mixture(2)
+    grid = np.linspace(-9, 9, 721)
+    xx, yy = np.meshgrid(grid, grid)
+    pts = np.stack([xx.ravel(), yy.ravel()], 1)
+    numeric = np.sum((mixture_pdf(pts, *p) - mixture_pdf(pts, *q)) ** 2) * (grid[1] - grid[0]) ** 2
+    closed = gmm.l2sq(tuple(map(jnp.asarray, p)), tuple(map(jnp.asarray, q)))
+    assert float(closed) == pytest.approx(numeric, rel=1e-6)
+    assert float(gmm.l2sq(tuple(map(jnp.asarray, p)), tuple(map(jnp.asarray, p)))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_em_recovers_a_well_separated_truth():
+    cfg = gmm.Config(M=3000, K=3, true_K=3, separation=4.0)
+    world = gmm.make_world(cfg)
+    truth = world.init(jax.random.key(0))
+    rows = world.real(jax.random.key(1), truth, 0)
+    params = jax.jit(world.fit, static_argnums=2)(jax.random.key(2), rows, None)
+    metrics = world.evaluate(truth, params)
+    assert int(metrics["modes_kept"]) == 3
+    assert float(metrics["l2sq"]) < 2e-4
+    assert int(metrics["em_empty"]) == 0 and int(metrics["em_singular"]) == 0
+    dist_KxJ = np.sum((np.asarray(params["means"])[:, None] - np.asarray(truth["means"])[None]) ** 2, -1)
+    order = np.argmin(dist_KxJ, 0)
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(params["means"][order], truth["means"], atol=0.15)
+    np.testing.assert_allclose(params["weights"][order], 1 / 3, atol=0.04)
+    np.testing.assert_allclose(params["covs"][order], truth["covs"], atol=0.2)
+
+
+def test_empty_component_is_reseeded_and_counted_not_nan():
+    """A component started far from every point gets no responsibility: it is re-seeded at the
+    worst-explained point with the data's covariance (documented in simulator/worlds/gmm.py)."""
+    x = jax.random.normal(jax.random.key(0), (60, 2)) + jnp.where(jnp.arange(60)[:, None] < 30, -3.0, 3.0)
+    w = jnp.ones(60)
+    init = {
+        "weights": jnp.full(3, 1 / 3),
+        "means": jnp.array([[-3.0, -3.0], [3.0, 3.0], [1e3, 1e3]]),
+        "covs": jnp.broadcast_to(0.5 * jnp.eye(2), (3, 2, 2)),
+    }
+    out = gmm.em(x, w, init, n_iter=20, reg=1e-6)
+    assert int(out["em_empty"]) >= 1
+    for name in ("weights", "means", "covs", "loglik"):
+        assert np.all(np.isfinite(out[name])), name
+    assert np.all(np.asarray(out["weights"]) > 0)
+    assert np.all(np.abs(out["means"]) < 10)  # the far component came back to the data
+
+
+def test_singular_covariance_is_floored_and_counted_not_nan():
+    """Data on two distinct points with three components: covariances collapse onto the floor."""
+    x = jnp.array([[0.0, 0.0], [1.0, 1.0]] * 10)
+    out = gmm.em(
+        x, jnp.ones(20), {"weights": jnp.full(3, 1 / 3), "means": x[:3], "covs": jnp.broadcast_to(jnp.eye(2), (3, 2, 2))}, 30, 1e-6
+    )
+    assert int(out["em_singular"]) >= 2
+    for name in ("weights", "means", "covs", "loglik"):
+        assert np.all(np.isfinite(out[name])), name
+    assert np.all(np.linalg.eigvalsh(np.asarray(out["covs"])) >= 1e-6 * (1 - 1e-6))
+
+
+def test_engine_records_recoveries_and_stays_finite_when_data_are_scarce():
+    """K = 5 components on M = 6 points per generation: empty and singular components happen; the
+    run stays finite and the records count them (jit, vmapped seeds)."""
+    cfg = gmm.Config(d=2, K=5, M=6, em_iters=10)
+    rec, curves = simulate(cfg, "replace", G=3, S=8)
+    assert curves == {}
+    for name, a in rec.items():
+        assert a.shape[:2] == (8, 4), name
+        assert np.all(np.isfinite(a)), name
+    assert rec["em_singular"].sum() + rec["em_empty"].sum() > 0
+    assert rec["means"].shape == (8, 4, 5, 2) and rec["covs"].shape == (8, 4, 5, 2, 2)
+    np.testing.assert_allclose(rec["weights"].sum(-1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("regime_cfg", REGIMES, ids=regime_id)
+def test_every_regime_runs_with_static_shapes_and_finite_records(regime_cfg):
+    rec = simulate_eager(gmm.Config(M=12, K=2, em_iters=3, tail_points=16), regime_cfg, G=2)
+    for name, a in rec.items():
+        assert a.shape[0] == 3, name
+        assert np.all(np.isfinite(a)), name
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(K=0), r"world.K=0 must be a whole number of components >= 1"),
+        (dict(true_K=0), r"world.true_K=0 must be a whole number of components >= 1"),
+        (dict(M=1), r"world.M=1 must be a whole number of samples >= 2"),
+        (dict(reg=0.0), r"world.reg=0.0 must be a finite number > 0"),
+        (dict(true_K=2, true_weights=[0.5, 0.4]), r"world.true_weights=\[0.5, 0.4\] must be positive and sum to 1"),
+        (dict(true_K=2, true_weights=[1.0]), r"world.true_weights has 1 entries but world.true_K=2"),
+    ],
+)
+def test_bad_input_fails_at_start_naming_the_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gmm.Config(**kwargs)
