@@ -12,9 +12,10 @@ from pathlib import Path
 
 from simulator import results
 
-# world name -> figure module with ``plot(run_dirs, out_dir) -> [paths]``
+# world name -> figure modules, each with ``plot(run_dirs, out_dir) -> [paths]``; a module
+# draws the runs it applies to and ignores the others (returning [] if none applies).
 FIGURES = {
-    "regression": "figures.regression",
+    "regression": ("figures.regression", "figures.toedit_audit"),
 }
 
 
@@ -26,8 +27,8 @@ def render_runs(run_dirs, out_dir) -> list[Path]:
         by_world[meta["config"]["world"]["name"]].append(run)
     outs = []
     for world, runs in sorted(by_world.items()):
-        if world in FIGURES:
-            outs += importlib.import_module(FIGURES[world]).plot(runs, out_dir)
+        for module in FIGURES.get(world, ()):
+            outs += importlib.import_module(module).plot(runs, out_dir)
     return outs
 
 

@@ -35,7 +35,7 @@ def make_generation(world: World, regime: Regime) -> Generation:
         truth = world.init(k_truth)
         real = world.real(k_real, truth, 0)
         params0 = world.fit(k_fit, real, None)
-        state = regime.init(k_regime, truth, real)
+        state = regime.init(k_regime, truth, real, params0)
         return (truth, params0, params0, state), world.evaluate(truth, params0)
 
     def one(carry, seed_key, g):

@@ -4,8 +4,8 @@ model n-1's samples and (where needed) the pool of earlier data.
 Each regime is a pair of pure functions closed over its static config and the
 world:
 
-- ``init(key, truth, real) -> state`` with ``real`` the generation-0 (real)
-  training set;
+- ``init(key, truth, real, params0) -> state`` with ``real`` the generation-0
+  (real) training set and ``params0`` the model fitted on it;
 - ``step(key, state, truth, params, g) -> (train, state, stats)`` builds the
   training set of generation ``g >= 1`` from ``params`` = model g-1.
 
@@ -39,6 +39,7 @@ REGIMES = ("replace", "mix", "accumulate", "accumulate_subsample", "token_edit")
 REAL_SOURCES = ("original", "fresh")
 EDIT_BASES = ("previous", "original")
 EDIT_SCHEDULES = ("bernoulli", "disjoint", "fixed", "full")
+EDIT_PRIORS = ("previous", "generation0")
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ class RegimeConfig:
     resample_real: ``mix`` with ``original`` only; draw a new subset of the
         original rows every generation (True, Shumailov) or keep one subset for
         the whole run (False, equal to ToEdit with a fixed mask).
-    base, schedule, q, k, eta: ``token_edit`` only.  ``base``: edit the
+    base, schedule, q, k, eta, prior: ``token_edit`` only.  ``base``: edit the
         previous generation's data (``previous``, ToEdit Thm 1) or the original
         real data afresh (``original``).  ``schedule`` picks the rows the
         previous model may rewrite each round: ``bernoulli`` (each row with
@@ -63,6 +64,8 @@ class RegimeConfig:
         shrinking by a factor eta, as ToEdit Thm 2 assumes; k_i =
         floor(k eta^(i-1)), empty once every row was used), ``fixed`` (the same
         k rows every round) or ``full`` (every row: the same as ``replace``).
+        ``prior``: the model that rewrites, model n-1 (``previous``, ToEdit's
+        theory) or the generation-0 model (``generation0``, ToEdit's fixed prior).
     """
 
     name: str = "replace"
@@ -74,6 +77,7 @@ class RegimeConfig:
     q: float = 0.2
     k: int = 10
     eta: float = 0.5
+    prior: str = "previous"
 
     def __post_init__(self):
         validate(self)
@@ -95,6 +99,7 @@ def validate(cfg: RegimeConfig, n_rows: int | None = None) -> None:
     if cfg.name == "token_edit":
         _allowed("base", cfg.base, EDIT_BASES)
         _allowed("schedule", cfg.schedule, EDIT_SCHEDULES)
+        _allowed("prior", cfg.prior, EDIT_PRIORS)
         if cfg.schedule == "bernoulli" and not (0.0 <= cfg.q <= 1.0):
             raise ValueError(f"regime.q={cfg.q!r} must be a probability in [0, 1]")
         if cfg.schedule in ("disjoint", "fixed"):
@@ -137,7 +142,7 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
 
     if name == "replace":
 
-        def init(key, truth, real):
+        def init(key, truth, real, params0):
             return ()
 
         def step(key, state, truth, params, g):
@@ -151,7 +156,7 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
         fresh = cfg.real_source == "fresh"
         redraw = fresh or cfg.resample_real
 
-        def init(key, truth, real):
+        def init(key, truth, real, params0):
             return {"real": real, "mask": R.random_subset_mask(key, T, m)}
 
         def step(key, state, truth, params, g):
@@ -167,7 +172,7 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
         capacity = (n_generations + 1) * T
         subsample = name == "accumulate_subsample"
 
-        def init(key, truth, real):
+        def init(key, truth, real, params0):
             return R.write(R.empty_pool(real, capacity), real, 0)
 
         def step(key, pool, truth, params, g):
@@ -186,6 +191,7 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
         counts_j = jnp.asarray(counts)
         schedule, q, k = cfg.schedule, cfg.q, int(cfg.k)
         from_original = cfg.base == "original"
+        fixed_prior = cfg.prior == "generation0"
 
         def eligible(k_mask, rank, g):
             if schedule == "bernoulli":
@@ -196,15 +202,17 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
                 return rank < k
             return (rank >= offsets[g]) & (rank < offsets[g] + counts_j[g])
 
-        def init(key, truth, real):
+        def init(key, truth, real, params0):
             rank = jnp.argsort(jax.random.permutation(key, T))
-            return {"real": real, "current": real, "rank": rank}
+            state = {"real": real, "current": real, "rank": rank}
+            return state | ({"prior": params0} if fixed_prior else {})
 
         def step(key, state, truth, params, g):
             k_sample, _, k_mask = _keys(key)
             base = state["real"] if from_original else state["current"]
             mask = eligible(k_mask, state["rank"], g)
-            edited, stats = world.edit(k_sample, truth, params, base, mask)
+            prior = state["prior"] if fixed_prior else params
+            edited, stats = world.edit(k_sample, truth, prior, base, mask)
             stats = {"eligible_share": jnp.mean(mask), **stats}
             return edited, {**state, "current": edited}, stats
 

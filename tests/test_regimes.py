@@ -23,7 +23,7 @@ def setup(world, cfg, seed=0):
     real = world.real(jax.random.fold_in(key, 1), truth, 0)
     params = world.fit(key, real, None)
     regime = make_regime(cfg, world, G)
-    return regime, truth, real, params, regime.init(jax.random.fold_in(key, 2), truth, real)
+    return regime, truth, real, params, regime.init(jax.random.fold_in(key, 2), truth, real, params)
 
 
 def test_replace_trains_on_synthetic_rows_only(world):
@@ -120,3 +120,12 @@ def test_bad_regime_values_fail_with_a_clear_message(kwargs, match):
 def test_k_larger_than_T_is_rejected_at_build(world):
     with pytest.raises(ValueError, match=r"regime.k=50 exceeds the 12 rows"):
         make_regime(RegimeConfig(name="token_edit", schedule="fixed", k=50), world, G)
+
+
+def test_generation0_prior_edits_with_the_first_model(world):
+    cfg = RegimeConfig(name="token_edit", schedule="full", prior="generation0")
+    regime, truth, real, params0, state = setup(world, cfg)
+    later = {**params0, "w": params0["w"] + 1.0}  # a different model n-1
+    a, _, _ = regime.step(jax.random.key(5), state, truth, later, 1)
+    b, _, _ = make_regime(RegimeConfig(name="replace"), world, G).step(jax.random.key(5), (), truth, params0, 1)
+    np.testing.assert_allclose(a["y"], b["y"])

@@ -1,0 +1,158 @@
+"""The ToEdit audit (theory/toedit_audit.md): token-edited regression, one panel per edit schedule.
+
+Each panel shows, in units of v = σ²d/(T−d−1) against the generation g (= edit rounds):
+the Monte Carlo mean over seeds with its 95% band, the exact expected error (theory.md §2.6
+recursion, with its 95% band from sampling designs where it is visible), the paper's value
+v(1 + Σ_{i≤g} k_i/T) (Zhu et al. 2024, arXiv 2412.14689, Thm 1), its bound 2v (Thm 2, Eq. 6)
+and, for geometrically shrinking disjoint edits, its bound v(1 + (k_1/T)/(1−η)) (Eq. 42).
+Only runs of the regression world with regime token_edit are drawn; others are ignored.
+
+    python -m figures.toedit_audit RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+from figures import style
+from simulator import results
+
+STEM = "toedit_audit"
+SCHEDULES = ("bernoulli", "disjoint", "fixed", "full")
+
+# Fixed roles, so a line looks the same in every panel (style.SERIES differ in dash and marker).
+MC, EXACT, CLAIM, BOUND_2V, BOUND_GEO = (style.series(i) for i in range(5))
+
+
+def is_token_edit(meta: dict) -> bool:
+    c = meta["config"]
+    return c["world"]["name"] == "regression" and c["regime"]["name"] == "token_edit"
+
+
+def schedule_label(regime: dict) -> str:
+    s = regime["schedule"]
+    par = {
+        "bernoulli": f"q={regime['q']:g}",
+        "disjoint": f"k={regime['k']}, η={regime['eta']:g}",
+        "fixed": f"k={regime['k']}",
+        "full": "every row: replace",
+    }[s]
+    if regime["base"] != "previous":
+        par += f", base={regime['base']}"
+    if regime.get("prior", "previous") != "previous":
+        par += f", prior={regime['prior']}"
+    return f"{s} ({par})"
+
+
+def _unit(meta: dict) -> float:
+    v = meta["theory"].get("units", {}).get("v")
+    if v is not None:
+        return float(v)
+    w = meta["config"]["world"]
+    return w["sigma"] ** 2 * w["d"] / (w["T"] - w["d"] - 1)
+
+
+def _panel(ax, rec: dict, meta: dict) -> None:
+    v = _unit(meta)
+    err = rec["test_error"] / v
+    g = np.arange(err.shape[1])
+    m, half = style.mean_band(err)
+    ax.fill_between(g, m - half, m + half, color=MC["color"], alpha=0.2, linewidth=0)
+    ax.plot(g, m, **MC, markevery=max(1, len(g) // 10), label="Monte Carlo (mean, 95% band)")
+    if "theory/prediction" in rec:
+        p = rec["theory/prediction"] / v
+        ax.plot(g, p, color=EXACT["color"], linestyle=EXACT["linestyle"], label="exact (§2.6 recursion)")
+        if "theory/prediction_se" in rec:
+            s = 1.96 * rec["theory/prediction_se"] / v
+            ax.fill_between(g, p - s, p + s, color=EXACT["color"], alpha=0.25, linewidth=0)
+    if "theory/paper_claim" in rec:
+        ax.plot(
+            g,
+            rec["theory/paper_claim"] / v,
+            **CLAIM,
+            markevery=max(1, len(g) // 5),
+            label=r"paper: $v(1+\sum_{i\leq g} k_i/T)$ (Thm 1)",
+        )
+    if "theory/paper_bound_2v" in rec:
+        ax.axhline(rec["theory/paper_bound_2v"][0] / v, color=BOUND_2V["color"], linestyle=BOUND_2V["linestyle"],
+                   label="paper: bound 2v (Thm 2)")
+    if "theory/paper_bound_geometric" in rec:
+        ax.axhline(rec["theory/paper_bound_geometric"][0] / v, color=BOUND_GEO["color"],
+                   linestyle=BOUND_GEO["linestyle"], label=r"paper: geometric bound $v(1+\frac{k_1/T}{1-\eta})$")
+    title = schedule_label(meta["config"]["regime"])
+    if "theory/prediction" in rec and "theory/paper_bound_2v" in rec:
+        worst = float(np.max(rec["theory/prediction"] / rec["theory/paper_bound_2v"]))
+        title += f"\nmax exact / 2v = {worst:.2f}"
+    ax.set_title(title)
+    ax.set_xlim(0, g[-1])
+    ax.set_ylim(bottom=0)
+
+
+def _order(meta: dict):
+    r = meta["config"]["regime"]
+    return (SCHEDULES.index(r["schedule"]), r["base"], r["k"], r["q"], r["eta"])
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    """Draw every token_edit run of the regression world in ``run_dirs``; [] if there is none."""
+    import matplotlib.pyplot as plt
+
+    runs = [results.load(d) for d in run_dirs]
+    runs = sorted((r for r in runs if is_token_edit(r[1])), key=lambda r: _order(r[1]))
+    if not runs:
+        return []
+    n = len(runs)
+    ncols = 1 if n == 1 else 2 if n in (2, 4) else 3
+    nrows = math.ceil(n / ncols)
+    worlds = {tuple(sorted(m["config"]["world"].items())) for _, m in runs}
+    with plt.rc_context(style.RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.5 * nrows + 0.6), squeeze=False)
+        for ax, (rec, meta) in zip(axes.flat, runs):
+            _panel(ax, rec, meta)
+            if len(worlds) > 1:
+                w = meta["config"]["world"]
+                ax.set_title(ax.get_title() + f"  [d={w['d']}, T={w['T']}]")
+        for ax in axes[-1]:
+            ax.set_xlabel("generation g (edit rounds)")
+        for ax in axes[:, 0]:
+            ax.set_ylabel(r"test error / $v$")
+        handles, labels = {}, []
+        for ax in axes.flat[:n]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        spare = list(axes.flat[n:])
+        for ax in spare:
+            ax.axis("off")
+        if spare:
+            spare[0].legend(handles.values(), handles.keys(), frameon=False, loc="center left")
+        else:
+            fig.legend(handles.values(), handles.keys(), frameon=False, loc="lower center",
+                       ncol=min(3, len(handles)), bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(handles) / 3)))
+        w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
+        head = "ToEdit audit: token-edited linear regression"
+        if len(worlds) == 1:
+            head += f", d={w['d']}, T={w['T']}, σ={w['sigma']:g}, {w['spectrum']} Σ"
+        fig.suptitle(head + f"; {run['n_seeds']} seeds; units of $v=\\sigma^2 d/(T-d-1)$", fontsize=9)
+        fig.tight_layout()
+        return style.save(fig, out_dir, STEM)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
+    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
+    args = parser.parse_args(argv)
+    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
+    paths = plot(run_dirs, args.out or args.paths[0])
+    if not paths:
+        parser.error("no token_edit runs of the regression world under " + " ".join(args.paths))
+    for p in paths:
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
