@@ -36,6 +36,8 @@ def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
     units = {"v": th.ols_error(sigma2, d, T)} if world_cfg.ridge == 0 else {}
     if regime_cfg.name == "token_edit" and world_cfg.design != "fixed":
         return {"kind": "none", "source": "ToEdit's model (§4.2) edits the labels of a fixed design", "units": units, "curves": {}}
+    if regime_cfg.name == "token_edit" and regime_cfg.prior != "previous":
+        return {"kind": "none", "source": "the exact recursion covers edits by model n-1 (regime.prior=previous)", "units": units, "curves": {}}
     out = th.expected_test_error(
         regime_cfg.name,
         G,

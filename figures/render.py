@@ -16,6 +16,9 @@ from simulator import results
 # draws the runs it applies to and ignores the others (returning [] if none applies).
 FIGURES = {
     "regression": ("figures.regression", "figures.toedit_audit"),
+    "gaussian": ("figures.gaussian", "figures.kazdan"),
+    "gmm": ("figures.gmm",),
+    "categorical": ("figures.categorical",),
 }
 
 

@@ -1,10 +1,11 @@
 """The ToEdit audit (theory/toedit_audit.md): token-edited regression, one panel per edit schedule.
 
-Each panel shows, in units of v = σ²d/(T−d−1) against the generation g (= edit rounds):
-the Monte Carlo mean over seeds with its 95% band, the exact expected error (theory.md §2.6
-recursion, with its 95% band from sampling designs where it is visible), the paper's value
-v(1 + Σ_{i≤g} k_i/T) (Zhu et al. 2024, arXiv 2412.14689, Thm 1), its bound 2v (Thm 2, Eq. 6)
-and, for geometrically shrinking disjoint edits, its bound v(1 + (k_1/T)/(1−η)) (Eq. 42).
+Each panel shows, in units of v = σ²d/(T−d−1) against the generation g (= edit rounds): the Monte
+Carlo mean over seeds with its 95% band; the exact expected error (the corrected recursion
+C' = BCBᵀ + σ²M, theory/toedit_audit.md §3, with its 95% band from sampling designs where it is
+visible); the paper's value v(1 + Σ_{i≤g} k_i/T) (Zhu et al. 2024, arXiv 2412.14689, Thm 1); its
+bound 2v (Thm 2, Eq. 6); and, for geometrically shrinking disjoint edits, its bound
+v(1 + (k_1/T)/(1−η)) (Eq. 42).  A markdown table of the same numbers is written alongside.
 Only runs of the regression world with regime token_edit are drawn; others are ignored.
 
     python -m figures.toedit_audit RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
@@ -62,10 +63,12 @@ def _panel(ax, rec: dict, meta: dict) -> None:
     g = np.arange(err.shape[1])
     m, half = style.mean_band(err)
     ax.fill_between(g, m - half, m + half, color=MC["color"], alpha=0.2, linewidth=0)
-    ax.plot(g, m, **MC, markevery=max(1, len(g) // 10), label="Monte Carlo (mean, 95% band)")
+    ax.plot(g, m, **MC, linewidth=0.9, markevery=max(1, len(g) // 10), label="Monte Carlo (mean, 95% band)")
     if "theory/prediction" in rec:
         p = rec["theory/prediction"] / v
-        ax.plot(g, p, color=EXACT["color"], linestyle=EXACT["linestyle"], label="exact (§2.6 recursion)")
+        # On top of the Monte Carlo line, which it should hide where the two agree.
+        ax.plot(g, p, color=EXACT["color"], linestyle=EXACT["linestyle"], linewidth=1.6, zorder=4,
+                label="exact (corrected recursion)")
         if "theory/prediction_se" in rec:
             s = 1.96 * rec["theory/prediction_se"] / v
             ax.fill_between(g, p - s, p + s, color=EXACT["color"], alpha=0.25, linewidth=0)
@@ -97,14 +100,39 @@ def _order(meta: dict):
     return (SCHEDULES.index(r["schedule"]), r["base"], r["k"], r["q"], r["eta"])
 
 
+def table(runs, gens=(1, 2, 5, 10, 20)) -> str:
+    """The figure's numbers as a markdown table, in units of v: per run and generation the
+    Monte Carlo mean ± 1 SE and the exact value, then the paper's value at the last generation
+    and the largest ratio of the exact error to the paper's bound 2v."""
+    G = min(r["test_error"].shape[1] for r, _ in runs) - 1
+    gens = [g for g in gens if g <= G]
+    head = ["schedule"] + [f"g = {g}: MC ± SE / exact" for g in gens]
+    head += [f"paper v(1+Σk_i/T), g = {G}", "max exact / 2v"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec, meta in runs:
+        v = _unit(meta)
+        err = rec["test_error"] / v
+        mc, se = err.mean(0), err.std(0, ddof=1) / np.sqrt(err.shape[0])
+        exact = rec.get("theory/prediction", np.full(err.shape[1], np.nan)) / v
+        cells = [schedule_label(meta["config"]["regime"])]
+        cells += [f"{mc[g]:.3f} ± {se[g]:.3f} / {exact[g]:.3f}" for g in gens]
+        claim = rec.get("theory/paper_claim", np.full(err.shape[1], np.nan)) / v
+        bound = rec.get("theory/paper_bound_2v", np.full(err.shape[1], np.nan)) / v
+        cells += [f"{claim[G]:.3f}", f"{np.max(exact / bound):.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(run_dirs, out_dir) -> list[Path]:
-    """Draw every token_edit run of the regression world in ``run_dirs``; [] if there is none."""
+    """Draw every token_edit run of the regression world in ``run_dirs`` (PDF, PNG, and the
+    numbers as ``toedit_audit.md``); [] if there is none."""
     import matplotlib.pyplot as plt
 
     runs = [results.load(d) for d in run_dirs]
     runs = sorted((r for r in runs if is_token_edit(r[1])), key=lambda r: _order(r[1]))
     if not runs:
         return []
+    numbers = Path(out_dir) / f"{STEM}.md"
     n = len(runs)
     ncols = 1 if n == 1 else 2 if n in (2, 4) else 3
     nrows = math.ceil(n / ncols)
@@ -138,7 +166,9 @@ def plot(run_dirs, out_dir) -> list[Path]:
             head += f", d={w['d']}, T={w['T']}, σ={w['sigma']:g}, {w['spectrum']} Σ"
         fig.suptitle(head + f"; {run['n_seeds']} seeds; units of $v=\\sigma^2 d/(T-d-1)$", fontsize=9)
         fig.tight_layout()
-        return style.save(fig, out_dir, STEM)
+        paths = style.save(fig, out_dir, STEM)
+    numbers.write_text(table(runs))
+    return paths + [numbers]
 
 
 def main(argv=None) -> None:

@@ -7,11 +7,10 @@ Axis letters: S seeds, G generations (G+1 records), V outcomes, K components, D 
 from types import SimpleNamespace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments.predictions import predict
-from simulator.loop import make_generation, make_simulate, seed_keys
+from simulator.loop import make_simulate, seed_keys
 from simulator.regimes import RegimeConfig, make_regime
 from simulator.worlds import make_world
 
@@ -40,15 +39,46 @@ def simulate(world_cfg, regime, G: int, S: int, seed: int = 0):
     return {k: np.asarray(v) for k, v in records.items()}, curves
 
 
-def simulate_eager(world_cfg, regime_cfg, G: int, seed: int = 0) -> dict:
-    """One seed, G generations, without jit (cheap for a smoke run: no compile): records (G+1, ...)."""
+def run_each_regime(world_cfg, regimes=REGIMES, G: int = 2, seed: int = 0) -> dict:
+    """{regime id: records (G+1, ...)} of one seed per regime, without scan or vmap.
+
+    The generation step of simulator/loop.py (same keys) driven from Python, with the
+    world's functions jitted once and shared by every regime: a training set has the
+    same row shape under replace, mix and accumulate_subsample, so they compile once
+    (the accumulate pool once more).  The distribution worlds ignore ``base``, so
+    ``fit`` gets None.  For smoke-testing regimes; the statistical tests use ``simulate``.
+    """
     world = make_world(world_cfg)
-    gen = make_generation(world, make_regime(regime_cfg, world, G))
-    key = jax.random.fold_in(jax.random.key(seed), 0)
-    with jax.disable_jit():
-        carry, first = gen.first(key)
-        _, rest = gen.chunk(carry, key, jnp.arange(1, G + 1))
-    return {k: np.concatenate([np.asarray(first[k])[None], np.asarray(rest[k])]) for k in first}
+    fit = jax.jit(lambda key, rows: world.fit(key, rows, None))
+    world = world._replace(real=jax.jit(world.real), sample=jax.jit(world.sample), evaluate=jax.jit(world.evaluate))
+    seed_key = seed_keys(jax.random.key(seed), [0])[0]
+    out = {}
+    for regime_cfg in regimes:
+        regime = make_regime(regime_cfg, world, G)
+        k_truth, k_real, k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, 0), 4)
+        truth = world.init(k_truth)
+        real = world.real(k_real, truth, 0)
+        params = params0 = fit(k_fit, real)
+        state = regime.init(k_regime, truth, real, params0)
+        records = [world.evaluate(truth, params)]
+        for g in range(1, G + 1):
+            k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, g))
+            train, state, _ = regime.step(k_regime, state, truth, params, g)
+            params = fit(k_fit, train)
+            records.append(world.evaluate(truth, params))
+        out[regime_id(regime_cfg)] = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
+    return out
+
+
+def assert_every_regime_runs(world_cfg, G: int = 2) -> dict:
+    """Every regime of REGIMES runs on the world: records of static shape (G+1, ...), all finite.
+    Returns ``run_each_regime``'s records for further checks."""
+    out = run_each_regime(world_cfg, G=G)
+    for rid, rec in out.items():
+        for name, a in rec.items():
+            assert a.shape[0] == G + 1, (rid, name)
+            assert np.all(np.isfinite(a)), (rid, name)
+    return out
 
 
 def z_scores(samples_SxG, theory_G, resolution: float = 0.0):

@@ -70,8 +70,10 @@ def test_entry_point_runs_saves_and_renders(tmp_path):
     assert meta["config"]["world"]["d"] == 3
     assert meta["run_seconds"] > 0 and meta["versions"]["jax"]
     np.testing.assert_equal(rec["theory/prediction"].shape, (4,))
-    assert (out / "regression.png").is_file() and (out / "regression.pdf").is_file()
-    json.loads((out / "results.json").read_text())
+    figs = out / "figures" / "regime=accumulate,run.n_generations=3,run.n_seeds=16,run.theory_designs=50,world.T=10,world.d=3"
+    assert (figs / "regression.png").is_file() and (figs / "regression.pdf").is_file()
+    assert "figure: " in p.stdout
+    json.loads((run / "results.json").read_text())
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ exact theory of theory.md §2.6, through ``make_simulate`` with vmapped seeds in
 - Where no edit overlaps the projection (M = 0, or M = I) ``exact`` equals the paper's value
   v(1 + Σ k_i/T).
 - The engine's disjoint edit counts equal theory/token_edit.edit_counts.
+- experiment=toedit_audit gives each schedule its parameters, and the entry point stops at start
+  when k > T (one CLI call, about 2 s).
 (The full schedule reproducing replace draw for draw is tests/test_loop.py.)
 
 Every case compiles the engine once (a few seconds on a CPU), so there is one case per
@@ -16,6 +18,9 @@ Every case compiles the engine once (a few seconds on a CPU), so there is one ca
 """
 
 import functools
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -94,7 +99,8 @@ def test_monte_carlo_matches_exact(case, record_property):
     assert out["kind"] == "exact_in_noise"
     err = engine(case)["test_error"]
     z = z_scores(err, out)
-    assert np.all(np.abs(z) < 4), f"z {np.round(z, 2)}; MC {np.round(err.mean(0), 4)} vs exact {np.round(out['prediction'], 4)}"
+    mc, exact = np.round(err.mean(0), 4), np.round(out["prediction"], 4)
+    assert np.all(np.abs(z) < 4), f"z {np.round(z, 2)}; MC {mc} vs exact {exact}"
     # Reported, not asserted: does the exact error stay below the paper's 2v (Thm 2, Eq. 6)?
     ratio = out["prediction"] / te.paper_bound_2v(world_cfg.d, world_cfg.T, world_cfg.sigma**2)
     record_property("max_exact_over_2v", round(float(ratio.max()), 4))
@@ -137,3 +143,45 @@ def test_exact_equals_the_papers_value_without_overlap(schedule, par, base):
     np.testing.assert_allclose(out["prediction"], out["paper_claim"], rtol=1e-9)
     want = v * np.arange(1, G + 2) if schedule == "full" else np.full(G + 1, v)
     np.testing.assert_allclose(out["prediction"], want, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- the audit experiment
+
+CONF = Path(__file__).resolve().parents[1] / "experiments" / "conf"
+
+
+def test_audit_experiment_gives_each_schedule_its_parameters():
+    """experiment=toedit_audit sweeps ``+regime/toedit``; every option composes into a valid
+    token_edit regime that sets the parameter its schedule reads."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from experiments.config import register
+
+    register()
+    sweep = OmegaConf.load(CONF / "experiment" / "toedit_audit.yaml").hydra.sweeper.params
+    ((group, options),) = sweep.items()
+    seen = {}
+    with initialize_config_module(version_base="1.3", config_module="experiments.conf"):
+        for option in options.split(","):
+            cfg = OmegaConf.to_object(compose("config", overrides=["experiment=toedit_audit", f"{group}={option}"]))
+            assert (cfg.world.name, cfg.regime.name, cfg.world.design) == ("regression", "token_edit", "fixed")
+            make_regime(cfg.regime, make_world(cfg.world), cfg.run.n_generations)  # k <= T etc.
+            seen[option] = cfg.regime
+    assert {r.schedule for r in seen.values()} == set(te.SCHEDULES)
+    assert (seen["disjoint"].k, seen["disjoint"].eta, seen["fixed"].k, seen["bernoulli"].q) == (20, 0.5, 10, 0.2)
+
+
+def test_cli_rejects_more_edited_rows_than_the_training_set_has(tmp_path):
+    """k <= T can only be checked once the world is known: the entry point stops at start."""
+    args = ["regime=token_edit", "regime.schedule=fixed", "regime.k=50", f"hydra.sweep.dir={tmp_path}"]
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.main", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"},
+    )
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "regime.k=50 exceeds the 40 rows of a training set (k <= T)" in p.stderr

@@ -49,8 +49,9 @@ def _keep_at_least(logits_xV, weights_xV, budget):
 
     The kept set is {j : key_j >= t*}, with t* the smallest uint32 such that
     sum_i w_i [key_i > t*] < budget; this sum is non-increasing in t, so 32
-    bisection steps find t* exactly.  On CPU this is ~15x faster than the
-    sort or ``lax.top_k`` it replaces (O(32 V) per row, no comparator sort).
+    bisection steps find t* exactly, in O(32 V) per row.  On a 2-core CPU
+    this took 0.4-0.6 ms for (256, 256) logits where a sort or ``lax.top_k``
+    took 7-9 ms, several times the cost of the model's own decode step.
     """
     key_xV = _ordered_u32(logits_xV)
     lo_x1 = jnp.zeros(key_xV.shape[:-1] + (1,), jnp.uint32)

@@ -127,7 +127,8 @@ def make_loss(model_cfg: TransformerConfig, eval_batch: int = 256) -> LossFns:
     - ``token_logprobs(params, tokens)``: (N, W-1) with
       ``[n, i-1] = log p(x_i | x_0..x_{i-1})`` for i = 1..W-1; x_0 has no
       context and is not scored.  Rows go through the model ``eval_batch`` at
-      a time (``lax.map``) so large evaluation sets fit in memory.
+      a time (a ``lax.map`` over chunks) so large evaluation sets fit in
+      memory: the logits of one chunk are (eval_batch, W-1, V) floats.
     - ``nll_per_sequence(params, tokens)``: (N,) summed NLL of each row, nats.
     - ``perplexity(params, blocks, weights=None)``: exp of the mean NLL over
       all predicted tokens; with ``weights`` (N,) rows count in proportion to
@@ -153,8 +154,16 @@ def make_loss(model_cfg: TransformerConfig, eval_batch: int = 256) -> LossFns:
     def token_logprobs(params, tokens_NxW):
         _check(tokens_NxW)
         tokens_NxW = jnp.asarray(tokens_NxW, jnp.int32)
-        per_row = lambda row_W: _row_logprobs(params, row_W[None])[0]
-        return jax.lax.map(per_row, tokens_NxW, batch_size=min(eval_batch, tokens_NxW.shape[0]))
+        N, W = tokens_NxW.shape
+        if N <= eval_batch:
+            return _row_logprobs(params, tokens_NxW)
+        # Pad to whole chunks (one copy of the model in the program, unlike
+        # lax.map's separate remainder pass); padded rows are dropped.
+        n_chunks = -(-N // eval_batch)
+        padded_NxW = jnp.pad(tokens_NxW, ((0, n_chunks * eval_batch - N), (0, 0)))
+        chunks_CxBxW = padded_NxW.reshape(n_chunks, eval_batch, W)
+        logp_CxBxL = jax.lax.map(lambda c: _row_logprobs(params, c), chunks_CxBxW)
+        return logp_CxBxL.reshape(-1, W - 1)[:N]
 
     def nll_per_sequence(params, tokens_NxW):
         return -jnp.sum(token_logprobs(params, tokens_NxW), axis=-1)

@@ -8,11 +8,14 @@ radius ``separation`` in the first two coordinates (on a line from −separation
 to +separation when d = 1; at 0 when true_K = 1).  One row is one point x (D,).
 
 Fit: EM written in JAX, ``em_iters`` iterations under ``lax.scan`` (no
-convergence test, so shapes and cost are static), from a k-means++ start
-(Arthur & Vassilvitskii 2007: first centre uniform over the weighted points,
-then each next centre with probability ∝ w · squared distance to the nearest
-centre; all components start with the data's covariance and weight 1/K).
-Weighted E and M steps (row weights multiply the responsibilities).
+convergence test, so shapes and cost are static), from a k-means start as
+sklearn's ``init_params="kmeans"``: k-means++ seeds (Arthur & Vassilvitskii
+2007: first centre ∝ w, each next one ∝ w · squared distance to the nearest
+centre), ``kmeans_iters`` weighted Lloyd iterations, then the M-step of the
+hard assignment.  Weighted E and M steps (row weights multiply the
+responsibilities).  One start per fit (sklearn's default ``n_init=1``): on
+small samples EM can settle on a local optimum that covers two modes with one
+component, which is part of the collapse it models.
 
 Guards (recorded, never NaN):
 
@@ -23,8 +26,8 @@ Guards (recorded, never NaN):
 - empty component: a component whose responsibility mass N_k is <= 1e-8·n
   (n = Σ w) is re-seeded at a worst-explained point (the present row of lowest
   mixture likelihood; several empty components take distinct rows), with the
-  data's covariance and weight 1/n; ``em_empty`` counts re-seeds over all
-  iterations of the fit.
+  data's covariance and weight 1/n; ``em_empty`` counts re-seeds over the
+  k-means start and all EM iterations of the fit.
 
 Metrics:
 
@@ -75,6 +78,7 @@ class GMMConfig:
     true_weights: Optional[List[float]] = None
     M: int = 200
     M_schedule: Optional[List[int]] = None
+    kmeans_iters: int = 10
     em_iters: int = 50
     reg: float = 1e-6
     mode_weight: float = 0.05
@@ -102,6 +106,7 @@ def validate(cfg: GMMConfig) -> None:
     _whole("K", cfg.K, 1, "components")
     _whole("true_K", cfg.true_K, 1, "components")
     _whole("em_iters", cfg.em_iters, 1, "iterations")
+    _whole("kmeans_iters", cfg.kmeans_iters, 0, "iterations")
     _whole("tail_points", cfg.tail_points, 1, "points")
     sample_sizes.validate(cfg.M, cfg.M_schedule, 2, "a covariance needs 2 points")
     for name in ("spread", "reg", "mode_radius", "tail_k"):
@@ -192,16 +197,56 @@ def weighted_cov(x_NxD, w_N) -> jax.Array:
     return (xc * w_N[:, None]).T @ xc / n
 
 
+def m_step(x_NxD, w_N, r_NxK, badness_N, reg: float):
+    """Weighted M-step from responsibilities r (N, K) (rows already multiplied by their weight).
+
+    Covariances get the floor reg·I.  A component with mass <= EMPTY_MASS·n is re-seeded at a
+    distinct present row of highest ``badness`` (the worst-explained points), with the data's
+    covariance and weight 1/n.  Returns (model, number of re-seeded components).
+    """
+    N, D = x_NxD.shape
+    K = r_NxK.shape[1]
+    n = jnp.sum(w_N)
+    eye = jnp.eye(D, dtype=x_NxD.dtype)
+    mass_K = jnp.sum(r_NxK, 0)
+    empty_K = mass_K <= EMPTY_MASS * n
+    safe_K = jnp.where(empty_K, 1.0, mass_K)
+    mu_KxD = (r_NxK.T @ x_NxD) / safe_K[:, None]
+    xc_NxKxD = x_NxD[:, None, :] - mu_KxD[None]
+    cov_KxDxD = jnp.einsum("nk,nkd,nke->kde", r_NxK, xc_NxKxD, xc_NxKxD) / safe_K[:, None, None]
+    _, worst_K = jax.lax.top_k(jnp.where(w_N > 0, badness_N, -jnp.inf), min(K, N))
+    rank_K = jnp.clip(jnp.cumsum(empty_K) - 1, 0, worst_K.shape[0] - 1)
+    mu_KxD = jnp.where(empty_K[:, None], x_NxD[worst_K[rank_K]], mu_KxD)
+    cov_KxDxD = jnp.where(empty_K[:, None, None], weighted_cov(x_NxD, w_N), cov_KxDxD) + reg * eye
+    weights_K = jnp.where(empty_K, 1.0 / n, mass_K / n)
+    model = {"weights": weights_K / jnp.sum(weights_K), "means": mu_KxD, "covs": cov_KxDxD}
+    return model, jnp.sum(empty_K, dtype=jnp.int32)
+
+
+def kmeans_init(key, x_NxD, w_N, K: int, n_iter: int, reg: float):
+    """Initial model: k-means++ seeds, ``n_iter`` weighted Lloyd iterations, then the M-step of
+    the hard assignment (as sklearn's ``init_params="kmeans"``).  Returns (model, re-seeds)."""
+
+    def assign(centres_KxD):
+        d2_NxK = jnp.sum((x_NxD[:, None] - centres_KxD[None]) ** 2, -1)
+        return jax.nn.one_hot(jnp.argmin(d2_NxK, 1), K, dtype=x_NxD.dtype) * w_N[:, None], jnp.min(d2_NxK, 1)
+
+    def lloyd(centres_KxD, _):
+        r_NxK, _ = assign(centres_KxD)
+        mass_K = jnp.sum(r_NxK, 0)
+        moved_KxD = (r_NxK.T @ x_NxD) / jnp.where(mass_K > 0, mass_K, 1.0)[:, None]
+        return jnp.where((mass_K > 0)[:, None], moved_KxD, centres_KxD), None
+
+    centres_KxD, _ = jax.lax.scan(lloyd, kmeanspp(key, x_NxD, w_N, K), None, length=n_iter)
+    r_NxK, d2_N = assign(centres_KxD)
+    return m_step(x_NxD, w_N, r_NxK, d2_N, reg)
+
+
 def em(x_NxD, w_N, init: dict, n_iter: int, reg: float) -> dict:
     """``n_iter`` EM iterations from ``init`` = {"weights", "means", "covs"}; returns the
     model plus ``em_empty`` (re-seeds), ``em_singular`` (floored components) and
     ``loglik`` (mean log-likelihood of the rows under the returned model)."""
-    N, D = x_NxD.shape
-    K = init["weights"].shape[0]
     n = jnp.sum(w_N)
-    present_N = w_N > 0
-    eye = jnp.eye(D, dtype=x_NxD.dtype)
-    data_cov = weighted_cov(x_NxD, w_N) + reg * eye
 
     def loglik_rows(model):
         logp_NxK = log_normal(x_NxD, model["means"], model["covs"]) + jnp.log(model["weights"])[None]
@@ -211,20 +256,8 @@ def em(x_NxD, w_N, init: dict, n_iter: int, reg: float) -> dict:
         model, n_empty = carry
         logp_NxK, ll_N = loglik_rows(model)
         r_NxK = jnp.exp(logp_NxK - ll_N[:, None]) * w_N[:, None]
-        mass_K = jnp.sum(r_NxK, 0)
-        empty_K = mass_K <= EMPTY_MASS * n
-        safe_K = jnp.where(empty_K, 1.0, mass_K)
-        mu_KxD = (r_NxK.T @ x_NxD) / safe_K[:, None]
-        xc_NxKxD = x_NxD[:, None, :] - mu_KxD[None]
-        cov_KxDxD = jnp.einsum("nk,nkd,nke->kde", r_NxK, xc_NxKxD, xc_NxKxD) / safe_K[:, None, None]
-        # re-seed empty components at distinct worst-explained present rows
-        _, worst_K = jax.lax.top_k(jnp.where(present_N, -ll_N, -jnp.inf), min(K, N))
-        rank_K = jnp.clip(jnp.cumsum(empty_K) - 1, 0, worst_K.shape[0] - 1)
-        mu_KxD = jnp.where(empty_K[:, None], x_NxD[worst_K[rank_K]], mu_KxD)
-        cov_KxDxD = jnp.where(empty_K[:, None, None], data_cov, cov_KxDxD + reg * eye)
-        weights_K = jnp.where(empty_K, 1.0 / n, mass_K / n)
-        model = {"weights": weights_K / jnp.sum(weights_K), "means": mu_KxD, "covs": cov_KxDxD}
-        return (model, n_empty + jnp.sum(empty_K, dtype=jnp.int32)), None
+        model, empty = m_step(x_NxD, w_N, r_NxK, -ll_N, reg)
+        return (model, n_empty + empty), None
 
     (model, n_empty), _ = jax.lax.scan(step, (init, jnp.zeros((), jnp.int32)), None, length=n_iter)
     unfloored_min_K = jnp.linalg.eigvalsh(model["covs"])[:, 0] - reg
@@ -278,12 +311,9 @@ def make_world(cfg: GMMConfig) -> World:
 
     def fit(key, rows, base):
         x_NxD, w_N = rows["x"], rows["weight"]
-        start = {
-            "weights": jnp.full((K,), 1.0 / K, dtype),
-            "means": kmeanspp(key, x_NxD, w_N, K),
-            "covs": jnp.broadcast_to(weighted_cov(x_NxD, w_N) + reg * eye, (K, d, d)),
-        }
-        return em(x_NxD, w_N, start, cfg.em_iters, reg)
+        start, empty = kmeans_init(key, x_NxD, w_N, K, cfg.kmeans_iters, reg)
+        out = em(x_NxD, w_N, start, cfg.em_iters, reg)
+        return {**out, "em_empty": out["em_empty"] + empty}
 
     def evaluate(truth, params):
         w_K, mu_KxD, cov_KxDxD = params["weights"], params["means"], params["covs"]

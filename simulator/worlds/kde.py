@@ -122,7 +122,7 @@ def make_world(cfg: KDEConfig) -> World:
         return {"x": jnp.asarray(mu_star, dtype)[c_N] + sd * z_NxD, "weight": weights(g)}
 
     def init(key):
-        return {"mean": jnp.asarray(mean_star, dtype), "logp_test": logp_test}
+        return {"mean": jnp.asarray(mean_star, dtype), "x_test": x_test, "logp_test": logp_test}
 
     def real(key, truth, g):
         return draw_true(key, g)

@@ -1,0 +1,122 @@
+"""Shumailov et al.'s 1-D Gaussian collapse: one column per sample size M.
+
+Top row: the fitted variance σ_g² — its mean over seeds (a martingale with unbiased
+refits: it stays at σ²), its median (which decays) and the mean of σ_g (which
+decays as σ Π c(M_i − 1)).  Bottom row: E W₂²(N(μ_g, σ_g²), N(μ, σ²)) — the Monte
+Carlo mean with its 95% band, the exact value (theory.md §3.1) and the paper's
+first-order approximation (3/2) σ² Σ_{i≤g} 1/M_i (Shumailov et al. 2024, SI Eq. 6).
+Theory lines are drawn only where predictions_distributions attached them
+(replace).  Only 1-D runs of the gaussian world under replace are drawn.
+
+    python -m figures.gaussian RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from figures import style
+from simulator import results
+
+STEM = "gaussian_collapse"
+MC, MEDIAN, STD, EXACT, APPROX = (style.series(i) for i in range(5))
+
+
+def applies(meta: dict) -> bool:
+    c = meta["config"]
+    return c["world"]["name"] == "gaussian" and c["world"]["d"] == 1 and c["regime"]["name"] == "replace"
+
+
+def size_label(world: dict) -> str:
+    s = world.get("M_schedule")
+    return f"M = {world['M']}" if s is None else "M = " + ", ".join(map(str, s[:4])) + (", …" if len(s) > 4 else "")
+
+
+def _order(meta):
+    w = meta["config"]["world"]
+    return (w.get("M_schedule") is not None, w["M"], str(w.get("M_schedule")))
+
+
+def _line(ax, g, y, st, label, band=None, every=None):
+    ax.plot(g, y, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
+            markevery=every or max(1, len(g) // 8), label=label)
+    if band is not None:
+        ax.fill_between(g, y - band, y + band, color=st["color"], alpha=0.18, linewidth=0)
+
+
+def _theory(ax, g, rec, name, st, label):
+    if f"theory/{name}" in rec:
+        ax.plot(g, rec[f"theory/{name}"], color=st["color"], linestyle=st["linestyle"], linewidth=1.0, label=label)
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    """Draw the 1-D replace runs of the gaussian world in ``run_dirs``; [] if there is none."""
+    import matplotlib.pyplot as plt
+
+    runs = [results.load(d) for d in run_dirs]
+    runs = sorted((r for r in runs if applies(r[1])), key=lambda r: _order(r[1]))
+    if not runs:
+        return []
+    n = len(runs)
+    with plt.rc_context(style.RC):
+        fig, axes = plt.subplots(2, n, figsize=(2.6 * n + 0.4, 4.8), squeeze=False, sharex="col")
+        for j, (rec, meta) in enumerate(runs):
+            world = meta["config"]["world"]
+            sigma2 = world["sigma"] ** 2
+            var, w2 = rec["var"], rec["w2sq"]
+            g = np.arange(var.shape[1])
+            ax = axes[0, j]
+            m, half = style.mean_band(var)
+            _line(ax, g, m, MC, "mean σ²_g (MC, 95% band)", half)
+            _line(ax, g, np.median(var, 0), MEDIAN, "median σ²_g (MC)")
+            _line(ax, g, rec["std"].mean(0) ** 2, STD, "(mean σ_g)² (MC)")
+            _theory(ax, g, rec, "var", EXACT, "exact E σ²_g, median, (E σ_g)²")
+            _theory(ax, g, rec, "var_median", EXACT, None)
+            if "theory/std" in rec:
+                ax.plot(g, rec["theory/std"] ** 2, color=EXACT["color"], linestyle=EXACT["linestyle"], linewidth=1.0)
+            ax.set_title(f"{size_label(world)}, {world['estimator']} refits")
+            ax.set_ylim(0, 1.35 * sigma2)
+            ax = axes[1, j]
+            m, half = style.mean_band(w2)
+            _line(ax, g, m, MC, "E W₂² (MC, 95% band)", half)
+            _theory(ax, g, rec, "w2sq", EXACT, "E W₂² exact")
+            _theory(ax, g, rec, "w2sq_approx", APPROX, "(3/2)σ² Σ 1/M_i (paper, 1st order)")
+            ax.set_ylim(bottom=0)
+            ax.set_xlabel("generation g")
+            ax.set_xlim(0, g[-1])
+        axes[0, 0].set_ylabel("fitted variance")
+        axes[1, 0].set_ylabel("W₂² to the truth")
+        for row in axes:
+            handles = {}
+            for ax in row:
+                for h, lab in zip(*ax.get_legend_handles_labels()):
+                    handles.setdefault(lab, h)
+            row[-1].legend(handles.values(), handles.keys(), frameon=False, loc="best")
+        run = runs[0][1]["config"]["run"]
+        fig.suptitle(
+            f"1-D Gaussian refitted to its own samples (Shumailov et al. 2024, Thm 3.1), σ² = {sigma2:g}, "
+            f"{run['n_seeds']} seeds",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        return style.save(fig, out_dir, STEM)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
+    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
+    args = parser.parse_args(argv)
+    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
+    paths = plot(run_dirs, args.out or args.paths[0])
+    if not paths:
+        parser.error("no 1-D replace runs of the gaussian world under " + " ".join(args.paths))
+    for p in paths:
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
