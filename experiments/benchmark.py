@@ -23,8 +23,12 @@ Never part of the test suite.  One run measures, on the machine it runs on:
    PyTorch (eager, ``scaled_dot_product_attention``; ``pip install -e .[bench]``),
    and achieved FLOP/s against a float32 1024^2 matmul measured in the same run.
 
-numpy references run with 1 OpenBLAS thread by default (``--numpy-threads``;
-threaded BLAS on small matrices fights the other core, lm-on-cpu.md pitfall 7).
+BLAS threads: 1 by default (``--blas-threads``), for the numpy references and
+for the engine alike: JAX's CPU LAPACK kernels (eigh, cholesky, solve) call
+the OpenBLAS that scipy ships, which spawns a thread per core next to XLA's own
+threads; on 2 busy cores a threaded 100 x 100 eigh was measured 100x slower
+than a single-threaded one (lm-on-cpu.md pitfall 7).  The kernel table also
+reports the JAX kernels at the process default, one BLAS thread per core.
 Where OPENBLAS_CORETYPE is set, OpenBLAS runs an older kernel than the CPU
 supports: benchmark with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
 collapse-bench`` (the JSON records the kernel OpenBLAS used).
@@ -111,14 +115,17 @@ def blas_info() -> list:
 
 
 @contextlib.contextmanager
-def numpy_threads(n: int):
-    """Limit BLAS threads for the numpy references (threadpoolctl if installed, else the
-    environment the process started with decides, and the JSON says so)."""
+def blas_threads(n: int | None):
+    """Limit the threads of every BLAS library loaded in the process (numpy's and
+    scipy's OpenBLAS; the latter runs JAX's CPU LAPACK kernels) with threadpoolctl.
+    Without threadpoolctl the environment the process started with decides
+    (OPENBLAS_NUM_THREADS), and the JSON records ``blas`` as it was."""
     try:
         import threadpoolctl
     except ImportError:
         yield False
         return
+    jnp.linalg.cholesky(jnp.eye(2)).block_until_ready()  # loads JAX's LAPACK (scipy's OpenBLAS) first
     with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
         yield True
 
@@ -127,6 +134,9 @@ def machine_info() -> dict:
     from experiments.run import versions
 
     v = versions()
+    from importlib import metadata
+
+    v["jaxlib"] = v.get("jaxlib") or metadata.version("jaxlib")
     try:
         import torch
 
@@ -198,7 +208,7 @@ def _scaled_seed_count(n_seeds: int, sec_per_seed: float | None, measured: list[
     return max(measured)
 
 
-def bench_workload(wl, seeds: list[int], budget: float, loop_budget: float, np_threads: int) -> list[dict]:
+def bench_workload(wl, seeds: list[int], budget: float, loop_budget: float) -> list[dict]:
     """Engine, per-seed loop and batched numpy for one workload over the seed sweep."""
     from simulator.loop import make_simulate, seed_keys
     from simulator.regimes import make_regime
@@ -227,12 +237,11 @@ def bench_workload(wl, seeds: list[int], budget: float, loop_budget: float, np_t
         spp["engine"] = t_eng / s_eng
         done["engine"].append(s_eng)
 
-        with numpy_threads(np_threads):
-            s_bat = _scaled_seed_count(S, spp["batched"], done["batched"], budget)
-            t_bat, batched_err = best_time(lambda: ref.batched_reference(wl, s_bat), budget)
-            spp["batched"] = t_bat / s_bat
-            done["batched"].append(s_bat)
-            loop_fig, loop_err = measure_loop(wl, S, loop_budget)
+        s_bat = _scaled_seed_count(S, spp["batched"], done["batched"], budget)
+        t_bat, batched_err = best_time(lambda: ref.batched_reference(wl, s_bat), budget)
+        spp["batched"] = t_bat / s_bat
+        done["batched"].append(s_bat)
+        loop_fig, loop_err = measure_loop(wl, S, loop_budget)
         row = {
             "workload": wl.name,
             "world": wl.world,
@@ -269,8 +278,9 @@ def bench_workload(wl, seeds: list[int], budget: float, loop_budget: float, np_t
 # ----------------------------------------------------------------------------- kernels
 
 
-def bench_kernels(dims: list[int], np_threads: int, S: int = 64, budget: float = 1.0) -> list[dict]:
-    """Batched float64 kernels behind the worlds, S matrices at once, JAX (jit) against numpy."""
+def bench_kernels(dims: list[int], S: int = 64, budget: float = 1.0) -> list[dict]:
+    """Batched float64 kernels behind the worlds, S matrices at once, JAX (jit) against numpy
+    (under the run's BLAS thread limit), and JAX again with one BLAS thread per core."""
     out = []
     rng = np.random.default_rng(0)
     for d in dims:
@@ -296,10 +306,14 @@ def bench_kernels(dims: list[int], np_threads: int, S: int = 64, budget: float =
         for name, (f, args) in jax_fns.items():
             jax.block_until_ready(f(*args))
             t_j, _ = best_time(lambda: jax.block_until_ready(f(*args)), budget, 5)
-            with numpy_threads(np_threads):
-                t_n, _ = best_time(np_fns[name], budget, 5)
-            out.append({"kernel": name, "d": d, "matrices": S, "rows": T, "jax_s": t_j, "numpy_s": t_n})
-            log(f"kernel {name:11s} d={d:<4d} x{S}: jax {t_j * 1e3:8.2f} ms  numpy {t_n * 1e3:8.2f} ms")
+            t_n, _ = best_time(np_fns[name], budget, 5)
+            t_jt = None
+            if name != "gram X^T X":
+                with blas_threads(os.cpu_count()):
+                    t_jt, _ = best_time(lambda: jax.block_until_ready(f(*args)), 4 * budget, 3)
+            out.append({"kernel": name, "d": d, "matrices": S, "rows": T, "jax_s": t_j, "numpy_s": t_n, "jax_s_blas_threads_per_core": t_jt})
+            log(f"kernel {name:11s} d={d:<4d} x{S}: jax {t_j * 1e3:8.2f} ms  numpy {t_n * 1e3:8.2f} ms"
+                + (f"  jax with {os.cpu_count()} BLAS threads {t_jt * 1e3:8.2f} ms" if t_jt else ""))
     # Categorical sampling: the engine draws M outcomes by Gumbel-max (O(M V) uniforms);
     # numpy draws the counts directly (a multinomial, O(V) binomials).
     M = 1000
@@ -314,6 +328,54 @@ def bench_kernels(dims: list[int], np_threads: int, S: int = 64, budget: float =
         out.append({"kernel": "categorical draw (M=1000)", "d": V, "matrices": S, "rows": M, "jax_s": t_j, "numpy_s": t_n})
         log(f"kernel categorical V={V:<4d} x{S}: jax {t_j * 1e3:8.2f} ms  numpy multinomial {t_n * 1e3:8.2f} ms")
     return out
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile_compiled(compiled, args: tuple, calls: int = 3, top: int = 8) -> dict:
+    """Where a compiled program spends its time: a ``jax.profiler`` trace of ``calls``
+    calls, XLA ops summed over the worker threads (loop and call wrappers
+    excluded), the ``top`` ops by share, each named by the jax op it came from."""
+    import collections
+    import re
+    import tempfile
+
+    jax.block_until_ready(compiled(*args))
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp):
+            for _ in range(calls):
+                jax.block_until_ready(compiled(*args))
+        data = jax.profiler.ProfileData.from_file(str(next(Path(tmp).rglob("*.xplane.pb"))))
+        per_op = collections.Counter()
+        for plane in data.planes:
+            for line in plane.lines:
+                if "XLAEigen" not in line.name and "PjRtCpu" not in line.name and "/device:" not in plane.name:
+                    continue
+                for ev in line.events:
+                    if ev.name.startswith(("ThunkExecutor", "while", "call", "conditional", "end:")):
+                        continue
+                    per_op[ev.name] += ev.duration_ns
+    hlo = {}
+    for m in re.finditer(r"%([\w.-]+) = [^\n]*metadata=\{op_name=\"([^\"]+)\"", compiled.as_text()):
+        hlo.setdefault(m.group(1), re.sub(r"^jit\(\w+\)/", "", m.group(2)))
+    total = sum(per_op.values()) or 1
+    ops = [{"op": k, "source": hlo.get(k, ""), "ms_per_call": v / 1e6 / calls, "share": v / total} for k, v in per_op.most_common(top)]
+    return {"calls": calls, "busy_ms_per_call": total / 1e6 / calls, "ops": ops}
+
+
+def profile_engine(wl, n_seeds: int, calls: int = 3, top: int = 8) -> dict:
+    """``profile_compiled`` of the engine's program for one workload."""
+    from simulator.loop import make_simulate, seed_keys
+    from simulator.regimes import make_regime
+    from simulator.worlds import make_world
+
+    world_cfg, regime_cfg = ref.engine_configs(wl)
+    world = make_world(world_cfg)
+    simulate = make_simulate(world, make_regime(regime_cfg, world, wl.G), wl.G)
+    keys = seed_keys(jax.random.key(0), np.arange(n_seeds))
+    prof = profile_compiled(simulate.lower(keys).compile(), (keys,), calls, top)
+    return {"name": f"engine, {wl.name}, d={wl.d}, {n_seeds} seeds", "workload": wl.name, "d": wl.d, "seeds": n_seeds, **prof}
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -356,11 +418,13 @@ def bench_transformer_jax(steps: int, reps: int, n_rows: int = 4096) -> dict:
     compiled = train.lower(key, params, blocks, weights).compile()
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(key, params, blocks, weights))  # first call: allocations
-    t, (_, metrics) = best_time(lambda: jax.block_until_ready(compiled(key, params, blocks, weights)), 1e9, reps)
+    t, (_, metrics) = best_time(lambda: jax.block_until_ready(compiled(key, params, blocks, weights)), 20.0, reps)
     # XLA's own count for one step (a length-1 scan, so the loop body is counted once).
     one = jax.jit(make_train(mcfg, dataclasses.replace(tcfg, steps=1))).lower(key, params, blocks, weights).compile()
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    profile = profile_compiled(compiled, (key, params, blocks, weights), calls=1, top=10)
+    profile["name"] = f"transformer training, {steps} steps"
     tokens = steps * tcfg.batch_size * mcfg.context
     loss = np.asarray(metrics["loss"])
     return {
@@ -373,10 +437,11 @@ def bench_transformer_jax(steps: int, reps: int, n_rows: int = 4096) -> dict:
         "xla_flops_per_step": float(cost.get("flops", float("nan"))) if cost else None,
         "loss_first_last": [float(loss[0]), float(loss[-1])],
         "flops_per_token": transformer_flops_per_token(mcfg),
+        "profile": profile,
     }
 
 
-def bench_transformer_torch(steps: int, reps: int, threads: int, n_rows: int = 4096) -> dict | None:
+def bench_transformer_torch(steps: int, reps: int, threads: int, budget: float = 20.0, n_rows: int = 4096) -> dict | None:
     """The same model, batch and optimiser in PyTorch, eager mode."""
     try:
         import torch
@@ -459,7 +524,7 @@ def bench_transformer_torch(steps: int, reps: int, threads: int, n_rows: int = 4
 
     run(5)  # warm-up: allocator, oneDNN primitive caches
     losses.clear()
-    t, _ = best_time(lambda: run(steps), 1e9, reps)
+    t, _ = best_time(lambda: run(steps), budget, reps)
     tokens = steps * tcfg.batch_size * C
     return {
         "threads": torch.get_num_threads(),
@@ -579,7 +644,7 @@ def transformer_table(report: dict) -> list[str]:
     ]
     if th:
         lines.append(
-            f"| PyTorch {report['machine']['versions'].get('torch')} eager, {th['threads']} threads | {_fmt(th['tokens_per_s'])} | "
+            f"| PyTorch {report['machine']['versions'].get('torch')} eager, {th['threads']} thread(s) | {_fmt(th['tokens_per_s'])} | "
             f"{jx['flops_per_token']['train'] * th['tokens_per_s'] / 1e9:.1f} | {100 * jx['flops_per_token']['train'] * th['tokens_per_s'] / tr['matmul_peak']['flops_per_s']:.0f}% |"
         )
         lines.append(f"| JAX ÷ PyTorch | {tr['vs_torch']:.2f}× (target ≥ 1×: {_ok(tr['vs_torch'] >= TARGET_VS_TORCH)}) | | |")
@@ -601,14 +666,15 @@ def transformer_table(report: dict) -> list[str]:
 def markdown(report: dict) -> str:
     mach = report["machine"]
     v = mach["versions"]
-    blas = mach["blas"][0] if mach["blas"] else {}
+    blas = next((b for b in mach["blas"] if b.get("internal_api") == "openblas"), {})
     settings = report["settings"]
     lines = [
         f"# collapse-sim benchmark — {mach['date']}",
         "",
         f"Machine: {mach['cpu']}, {mach['cores']} cores, {mach['memory_gib']} GiB; JAX backend `{mach['jax_backend']}` ({', '.join(mach['jax_devices'])}). "
         f"jax {v.get('jax')}, jaxlib {v.get('jaxlib')}, flax {v.get('flax')}, optax {v.get('optax')}, numpy {v.get('numpy')} "
-        f"(OpenBLAS {blas.get('version', '?')}, kernel {blas.get('architecture', '?')}, {settings['numpy_threads']} thread(s) for the references), "
+        f"(OpenBLAS {blas.get('version', '?')}, kernel {blas.get('architecture', '?')}), "
+        f"BLAS threads {settings['blas_threads']} for the engine's LAPACK calls and the references, "
         f"torch {v.get('torch')}, Python {v.get('python')}. Load average (1 min) at start {mach['loadavg_start'][0]:.1f}, "
         f"at end {report.get('loadavg_end', [float('nan')])[0]:.1f}. Command: `{mach['command']}`; total {report.get('total_seconds', float('nan')):.0f} s.",
         "",
@@ -618,7 +684,7 @@ def markdown(report: dict) -> str:
         "*engine*: `make_simulate`, one jit-compiled call, seeds vmapped, generations scanned; *per-seed loop*: numpy, one seed "
         "at a time (the published codes' way); *batched numpy*: every seed of a chunk at once. "
         f"\\* = measured on fewer seeds and scaled linearly (a call would have exceeded {settings['budget_s']:.0f} s "
-        f"({settings['loop_budget_s']:.0f} s for the loop); seeds are independent, so cost is linear in seeds). "
+        f"({settings['loop_budget_s']:.2g} s for the loop); seeds are independent, so cost is linear in seeds). "
         "Compile time is `lower().compile()` for that seed count. z: largest |z| over generations of the difference between the engine's and "
         "the batched reference's mean test error (only with ≥ 64 seeds on both sides).",
         "",
@@ -643,16 +709,36 @@ def markdown(report: dict) -> str:
             "",
             "## Kernels",
             "",
-            "Batched float64 kernels behind the worlds (milliseconds for the whole batch, best of up to 5), JAX jit against numpy: "
+            "Batched float64 kernels behind the worlds (milliseconds for the whole batch, best of up to 5), JAX jit against numpy, "
+            f"{settings['blas_threads']} BLAS thread(s), and JAX again with one BLAS thread per core (JAX's CPU LAPACK kernels run on scipy's OpenBLAS): "
             "the regression fit of the engine runs `eigh` on the Gram matrix (to record its smallest eigenvalue and give the "
             "minimum-norm solution); the references `solve`. The Gaussian world samples through `eigh`; the categorical world draws "
             "M outcomes by Gumbel-max where numpy draws the counts.",
             "",
-            "| kernel | d (V) | batch | rows | JAX ms | numpy ms |",
-            "|---|---|---|---|---|---|",
+            f"| kernel | d (V) | batch | rows | JAX ms | numpy ms | JAX ms, {mach['cores']} BLAS threads |",
+            "|---|---|---|---|---|---|---|",
         ]
         for k in report["kernels"]:
-            lines.append(f"| {k['kernel']} | {k['d']} | {k['matrices']} | {k['rows']} | {k['jax_s'] * 1e3:.2f} | {k['numpy_s'] * 1e3:.2f} |")
+            tt = k.get("jax_s_blas_threads_per_core")
+            lines.append(
+                f"| {k['kernel']} | {k['d']} | {k['matrices']} | {k['rows']} | {k['jax_s'] * 1e3:.2f} | {k['numpy_s'] * 1e3:.2f} | "
+                f"{'–' if tt is None else f'{tt * 1e3:.2f}'} |"
+            )
+    profiles = list(report.get("profiles", []))
+    if report.get("transformer") and report["transformer"]["jax"].get("profile"):
+        profiles.append(report["transformer"]["jax"]["profile"])
+    for prof in profiles:
+        lines += [
+            "",
+            f"### Profile: {prof.get('name') or 'engine, %s, d=%s, %s seeds' % (prof['workload'], prof['d'], prof['seeds'])}",
+            "",
+            f"`jax.profiler` trace of {prof['calls']} calls; XLA ops summed over the CPU threads ({prof['busy_ms_per_call']:.1f} ms of thread time per call), top ops:",
+            "",
+            "| XLA op | from (jax op) | ms / call | share |",
+            "|---|---|---|---|",
+        ]
+        for op in prof["ops"]:
+            lines.append(f"| {op['op']} | `{op['source'][:70]}` | {op['ms_per_call']:.2f} | {100 * op['share']:.0f}% |")
     if report.get("transformer"):
         lines += ["", "## Transformer world (training)", "", *transformer_table(report)]
     if report.get("skipped"):
@@ -665,13 +751,14 @@ def plot_scaling(report: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = report["closed_form"]
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     dims = sorted({r["d"] for r in rows})
     ncols = min(4, len(workloads) + 1)
     nrows = math.ceil((len(workloads) + 1) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False)
     methods = [("engine", "engine (JAX)", "-", "o"), ("batched_numpy", "batched numpy", "--", "s"), ("loop_numpy", "per-seed numpy loop", ":", "^")]
     colors = {d: c for d, c in zip(dims, ["tab:blue", "tab:orange", "tab:green", "tab:red"])}
     for ax, wl in zip(axes.flat, workloads):
@@ -687,12 +774,15 @@ def plot_scaling(report: dict, out: Path) -> None:
                     ax.plot([xi], [yi], mk, color=colors[d], ms=4, mfc="white" if r[key]["scaled"] else colors[d])
         ax.set_xscale("log")
         ax.set_yscale("log")
+        seeds = sorted({r["seeds"] for r in rows if r["workload"] == wl})
+        ax.set_xticks(seeds, [str(s) for s in seeds])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_title(wl, fontsize=9)
+        ax.set_xlabel("seeds", fontsize=8)
+        ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, which="both", lw=0.4)
-    for ax in axes[-1]:
-        ax.set_xlabel("seeds")
     for ax in axes[:, 0]:
-        ax.set_ylabel("seeds × generations / s")
+        ax.set_ylabel("seeds × generations / s", fontsize=8)
     legend_ax = axes.flat[len(workloads)]
     for key, label, ls, mk in methods:
         legend_ax.plot([], [], ls=ls, marker=mk, color="k", label=label)
@@ -712,6 +802,13 @@ def plot_scaling(report: dict, out: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- entry point
+
+
+def write_reports(report: dict, out: Path) -> None:
+    """benchmark.md and scaling.png/.pdf from a report (as saved in benchmark.json)."""
+    (out / "benchmark.md").write_text(markdown(report))
+    if report["closed_form"]:
+        plot_scaling(report, out)
 
 
 def parse_workloads(spec: str) -> list[tuple[str, str]]:
@@ -739,20 +836,26 @@ def parse_args(argv=None):
     p.add_argument("--dims", type=_ints, default=None, help="sizes d (default 10,100)")
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--budget", type=float, default=None, help="seconds one timed call may take before it is scaled from fewer seeds (default 2.5)")
-    p.add_argument("--numpy-threads", type=int, default=1, help="BLAS threads for the numpy references (default 1)")
+    p.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads for the engine's LAPACK kernels and the numpy references (default 1)")
     p.add_argument("--skip-transformer", action="store_true")
     p.add_argument("--skip-kernels", action="store_true")
-    p.add_argument("--transformer-steps", type=int, default=None, help="timed training steps (default 100; 20 with --quick)")
+    p.add_argument("--render", type=Path, default=None, metavar="JSON", help="only re-render benchmark.md and the plot from a saved benchmark.json into --out")
+    p.add_argument("--transformer-steps", type=int, default=None, help="timed training steps (default 50; 20 with --quick)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.render:
+        report = json.loads(args.render.read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_reports(report, args.out)
+        return
     seeds = args.seeds or ([1, 16, 256] if args.quick else [1, 16, 256, 4096])
     dims = args.dims or ([10] if args.quick else [10, 100])
     budget = args.budget or (1.0 if args.quick else 2.5)
     loop_budget = budget / 2
-    steps = args.transformer_steps or (20 if args.quick else 100)
+    steps = args.transformer_steps or (20 if args.quick else 50)
     pairs = parse_workloads(args.worlds)
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -764,10 +867,11 @@ def main(argv=None) -> None:
     report = {
         "machine": machine,
         "settings": {"seeds": seeds, "dims": dims, "generations": args.generations, "budget_s": budget, "loop_budget_s": loop_budget,
-                     "numpy_threads": args.numpy_threads, "precision": "float64", "transformer_steps": steps, "quick": args.quick},
+                     "blas_threads": args.blas_threads, "precision": "float64", "transformer_steps": steps, "quick": args.quick},
         "targets": {"vs_loop": TARGET_VS_LOOP, "vs_batched": TARGET_VS_BATCHED, "at_seeds": TARGET_SEEDS, "vs_torch": TARGET_VS_TORCH, "peak_share": TARGET_PEAK_SHARE},
         "closed_form": [],
         "kernels": [],
+        "profiles": [],
         "transformer": None,
         "skipped": [],
     }
@@ -779,9 +883,17 @@ def main(argv=None) -> None:
             continue
         for d in dims:
             wl = ref.make_workload(world, regime, d, args.generations)
-            report["closed_form"] += bench_workload(wl, seeds, budget, loop_budget, args.numpy_threads)
+            with blas_threads(args.blas_threads):
+                report["closed_form"] += bench_workload(wl, seeds, budget, loop_budget)
     if not args.skip_kernels:
-        report["kernels"] = bench_kernels(dims, args.numpy_threads)
+        with blas_threads(args.blas_threads):
+            report["kernels"] = bench_kernels(dims)
+            if "regression" in ENGINE_WORLDS and ("regression", "replace") in pairs:
+                report["profiles"] = [
+                    profile_engine(ref.make_workload("regression", "replace", d, args.generations), 256 if d <= 10 else 16) for d in dims
+                ]
+            for prof in report["profiles"]:
+                log(f"profile regression/replace d={prof['d']}: " + ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["ops"][:4]))
     if not args.skip_transformer:
         try:
             report["transformer"] = bench_transformer(steps, reps=2 if args.quick else 3)
@@ -792,9 +904,7 @@ def main(argv=None) -> None:
     report["target_summary"] = targets(report)
 
     (args.out / "benchmark.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    (args.out / "benchmark.md").write_text(markdown(report))
-    if report["closed_form"]:
-        plot_scaling(report, args.out)
+    write_reports(report, args.out)
     log(f"wrote {args.out}/benchmark.json, benchmark.md, scaling.png, scaling.pdf in {report['total_seconds']:.0f} s")
 
 

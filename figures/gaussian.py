@@ -1,8 +1,10 @@
 """Shumailov et al.'s 1-D Gaussian collapse: one column per sample size M.
 
-Top row: the fitted variance σ_g² — its mean over seeds (a martingale with unbiased
-refits: it stays at σ²), its median (which decays) and the mean of σ_g (which
-decays as σ Π c(M_i − 1)).  Bottom row: E W₂²(N(μ_g, σ_g²), N(μ, σ²)) — the Monte
+Top row (log scale): the fitted variance σ_g² — its mean over seeds (a martingale
+with unbiased refits: its expectation stays at σ², but its distribution grows so
+heavy-tailed that the sample mean over seeds falls below σ² once most runs have
+collapsed), its median (which decays) and the squared mean of σ_g (E σ_g decays as
+σ Π c(M_i − 1)).  Bottom row: E W₂²(N(μ_g, σ_g²), N(μ, σ²)) — the Monte
 Carlo mean with its 95% band, the exact value (theory.md §3.1) and the paper's
 first-order approximation (3/2) σ² Σ_{i≤g} 1/M_i (Shumailov et al. 2024, SI Eq. 6).
 Theory lines are drawn only where predictions_distributions attached them
@@ -70,7 +72,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
             g = np.arange(var.shape[1])
             ax = axes[0, j]
             m, half = style.mean_band(var)
-            _line(ax, g, m, MC, "mean σ²_g (MC, 95% band)", half)
+            _line(ax, g, m, MC, "mean σ²_g (MC, 95% band; heavy-tailed:\nbelow its expectation once most runs collapsed)", half)
             _line(ax, g, np.median(var, 0), MEDIAN, "median σ²_g (MC)")
             _line(ax, g, rec["std"].mean(0) ** 2, STD, "(mean σ_g)² (MC)")
             _theory(ax, g, rec, "var", EXACT, "exact E σ²_g, median, (E σ_g)²")
@@ -78,10 +80,11 @@ def plot(run_dirs, out_dir) -> list[Path]:
             if "theory/std" in rec:
                 ax.plot(g, rec["theory/std"] ** 2, color=EXACT["color"], linestyle=EXACT["linestyle"], linewidth=1.0)
             ax.set_title(f"{size_label(world)}, {world['estimator']} refits")
-            ax.set_ylim(0, 1.35 * sigma2)
+            ax.set_yscale("log")
+            ax.set_ylim(1e-3 * sigma2, 3 * sigma2)
             ax = axes[1, j]
             m, half = style.mean_band(w2)
-            _line(ax, g, m, MC, "E W₂² (MC, 95% band)", half)
+            _line(ax, g, m, MC, "E W₂² (MC, 95% band; heavy-tailed\nonce most runs collapsed)", half)
             _theory(ax, g, rec, "w2sq", EXACT, "E W₂² exact")
             _theory(ax, g, rec, "w2sq_approx", APPROX, "(3/2)σ² Σ 1/M_i (paper, 1st order)")
             ax.set_ylim(bottom=0)
@@ -89,13 +92,14 @@ def plot(run_dirs, out_dir) -> list[Path]:
             ax.set_xlim(0, g[-1])
         axes[0, 0].set_ylabel("fitted variance")
         axes[1, 0].set_ylabel("W₂² to the truth")
-        for row in axes:
+        for row, y in zip(axes, (0.75, 0.28)):
             handles = {}
             for ax in row:
                 for h, lab in zip(*ax.get_legend_handles_labels()):
                     handles.setdefault(lab, h)
-            row[-1].legend(handles.values(), handles.keys(), frameon=False, loc="best")
+            fig.legend(handles.values(), handles.keys(), frameon=False, loc="center left", bbox_to_anchor=(1.0, y))
         run = runs[0][1]["config"]["run"]
+        sigma2 = runs[0][1]["config"]["world"]["sigma"] ** 2
         fig.suptitle(
             f"1-D Gaussian refitted to its own samples (Shumailov et al. 2024, Thm 3.1), σ² = {sigma2:g}, "
             f"{run['n_seeds']} seeds",

@@ -30,20 +30,24 @@ class Generation(NamedTuple):
 
 
 def make_generation(world: World, regime: Regime) -> Generation:
+    def inspect(truth, params0, rows):
+        return world.inspect(truth, params0, rows) if world.inspect is not None else {}
+
     def first_raw(seed_key):
         k_truth, k_real, k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, 0), 4)
         truth = world.init(k_truth)
         real = world.real(k_real, truth, 0)
-        params0 = world.fit(k_fit, real, None)
+        params0 = world.fit(k_fit, regime.first(real), None)
         state = regime.init(k_regime, truth, real, params0)
-        return (truth, params0, params0, state), world.evaluate(truth, params0)
+        return (truth, params0, params0, state), {**world.evaluate(truth, params0), **inspect(truth, params0, real)}
 
     def one(carry, seed_key, g):
         truth, params, params0, state = carry
         k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, g))
         train, state, stats = regime.step(k_regime, state, truth, params, g)
         params = world.fit(k_fit, train, params0)
-        return (truth, params, params0, state), {**world.evaluate(truth, params), **stats}
+        record = {**world.evaluate(truth, params), **inspect(truth, params0, train), **stats}
+        return (truth, params, params0, state), record
 
     def first(seed_key):
         carry, metrics = first_raw(seed_key)

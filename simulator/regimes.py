@@ -7,7 +7,10 @@ world:
 - ``init(key, truth, real, params0) -> state`` with ``real`` the generation-0
   (real) training set and ``params0`` the model fitted on it;
 - ``step(key, state, truth, params, g) -> (train, state, stats)`` builds the
-  training set of generation ``g >= 1`` from ``params`` = model g-1.
+  training set of generation ``g >= 1`` from ``params`` = model g-1;
+- ``first(real) -> train``: generation 0's training set, the real data laid out
+  as the regime's later training sets are (``accumulate`` puts it in its pool),
+  so every generation's fit sees the same shapes.
 
 Shapes are static: the accumulated pool is preallocated for every generation
 and masked by row weights.  Every regime splits its key the same way
@@ -111,10 +114,15 @@ def validate(cfg: RegimeConfig, n_rows: int | None = None) -> None:
             raise ValueError(f"regime.eta={cfg.eta!r} must lie in the open interval (0, 1)")
 
 
+def _same(real):
+    return real
+
+
 class Regime(NamedTuple):
     name: str
     init: Callable[..., Any]
     step: Callable[..., tuple]
+    first: Callable[[dict], dict] = _same
 
 
 def disjoint_counts(k1: int, eta: float, n_rows: int, n_generations: int) -> np.ndarray:
@@ -172,8 +180,11 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
         capacity = (n_generations + 1) * T
         subsample = name == "accumulate_subsample"
 
-        def init(key, truth, real, params0):
+        def pooled(real):
             return R.write(R.empty_pool(real, capacity), real, 0)
+
+        def init(key, truth, real, params0):
+            return pooled(real)
 
         def step(key, pool, truth, params, g):
             k_sample, _, k_mask = _keys(key)
@@ -181,7 +192,7 @@ def make_regime(cfg: RegimeConfig, world: World, n_generations: int) -> Regime:
             train = R.subsample(k_mask, pool, T) if subsample else pool
             return train, pool, {"pool_rows": jnp.sum(pool["weight"] > 0).astype(jnp.float32)}
 
-        return Regime(name, init, step)
+        return Regime(name, init, step, pooled if not subsample else _same)
 
     if name == "token_edit":
         if world.edit is None:

@@ -28,6 +28,9 @@ Functions (``truth`` is the per-seed ground truth pytree returned by ``init``):
   (the regression world resamples every eligible label; a text world resamples
   only the confident tokens of eligible blocks).  ``stats`` is a dict of
   scalars (e.g. the share of units selected and changed).
+- ``inspect(truth, params0, rows) -> dict``: optional; metrics of a training
+  set as seen by the generation-0 model (recorded for every generation's
+  training set, generation 0's being the real data).
 """
 
 from __future__ import annotations
@@ -46,3 +49,4 @@ class World(NamedTuple):
     sample: Callable[..., Rows]
     evaluate: Callable[..., dict]
     edit: Optional[Callable[..., tuple]] = None
+    inspect: Optional[Callable[..., dict]] = None

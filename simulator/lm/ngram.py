@@ -36,11 +36,11 @@ fewer than k - 1 context tokens) and ``sample`` all follow this rule, so
 Count tables (``NGramParams``: one table per order, static shapes):
 
 - Dense, when V^j <= ``max_dense`` (default 2^16: orders 1 and 2 for bytes):
-  counts and their running sum over w, (V^(j-1), V), plus row totals and
-  distinct counts. Exact; lookups are gathers.
+  counts (V^(j-1), V) plus row totals and distinct counts. Exact; lookups are
+  gathers.
 - Sparse, for higher orders: the distinct j-grams of the training blocks as
-  sorted int32 codes ``h_code * V + w`` with their counts, running sums within
-  the context, and the context's total and distinct count. Capacity
+  sorted int32 codes ``h_code * V + w`` with their counts and their context's
+  total and distinct count. Capacity
   E = N (L - j + 1), the number of j-gram windows, so it never overflows and
   is never larger than the data. Built by a sort and ``.at[].add``; lookups
   are binary searches. Exact while V^(j-1) <= ``n_buckets`` (default: the
@@ -54,10 +54,11 @@ Count tables (``NGramParams``: one table per order, static shapes):
 Trade-off: a dense order-3 byte table is V^3 = 16.8M floats (64 MiB) per seed;
 a context-hashed (C, V) table costs C V floats and silently merges contexts
 unless C is well above the number of distinct contexts (C = 2^16 is again
-64 MiB). The sparse table is exact and costs 5 x 4 bytes per window (about
-160 KiB for 64 blocks x 128 tokens), paid for with a binary search per lookup.
-For V = 256, k = 3 and 64 x 128 training blocks one seed's tables take about
-0.7 MiB (dense bigram 0.5 MiB, sparse trigram 0.16 MiB).
+64 MiB). The sparse table is exact and costs 4 x 4 bytes per window (126 KiB
+for 64 blocks x 128 tokens), paid for with a binary search per lookup. For
+V = 256, k = 3 and 64 x 128 training blocks one seed's tables take 386 KiB
+(dense bigram 258 KiB, sparse trigram 126 KiB, unigram 3 KiB). ``sample``
+adds running sums of the same size while it runs.
 
 Weights: ``fit`` takes one weight per block and counts the block's n-grams
 with it. A weight <= 0 marks an absent row that contributes nothing, so
@@ -167,7 +168,6 @@ class NGramConfig:
 
 class DenseCounts(NamedTuple):
     counts_RxV: jax.Array  # c_j(h, w); row h in base-V order, R = V^(j-1)
-    cum_RxV: jax.Array  # sum_{w' <= w} c_j(h, w')
     total_R: jax.Array  # c_j(h)
     distinct_R: jax.Array  # D_j(h)
 
@@ -175,7 +175,6 @@ class DenseCounts(NamedTuple):
 class SparseCounts(NamedTuple):
     keys_E: jax.Array  # sorted int32 codes h_code * V + w; empty slots hold 2^31 - 1
     counts_E: jax.Array  # c_j(h, w)
-    cum_E: jax.Array  # running sum of c_j(h, .) within the entry's context
     ctx_total_E: jax.Array  # c_j(h) of the entry's context
     ctx_distinct_E: jax.Array  # D_j(h) of the entry's context
 
@@ -212,7 +211,7 @@ def _fit_dense(cfg, j, ctx, tok, w) -> DenseCounts:
     V, R = cfg.vocab_size, cfg.vocab_size ** (j - 1)
     flat = jnp.zeros((R * V,), jnp.float32).at[(ctx * V + tok).ravel()].add(w.ravel())
     counts_RxV = flat.reshape(R, V)
-    return DenseCounts(counts_RxV, jnp.cumsum(counts_RxV, -1), counts_RxV.sum(-1),
+    return DenseCounts(counts_RxV, counts_RxV.sum(-1),
                        (counts_RxV > 0).sum(-1).astype(jnp.float32))
 
 
@@ -240,15 +239,7 @@ def _fit_sparse(cfg, j, ctx, tok, w) -> SparseCounts:
     total_E = jnp.zeros((E,), jnp.float32).at[cseg_E].add(counts_E)[cseg_E]
     distinct_E = jnp.zeros((E,), jnp.float32).at[cseg_E].add(
         (counts_E > 0).astype(jnp.float32))[cseg_E]
-    # Running sums within each context (Hillis-Steele, ceil(log2 V) shifted adds);
-    # they never mix contexts, so they stay exact where a global cumsum would not.
-    offset_E = jnp.arange(E) - lax.cummax(jnp.where(start_E, jnp.arange(E), 0))
-    cum_E = counts_E
-    for d in (2**i for i in range(max(1, math.ceil(math.log2(V))))):
-        if d >= E:
-            break
-        cum_E = cum_E + jnp.where(offset_E >= d, jnp.pad(cum_E, (d, 0))[:E], 0.0)
-    return SparseCounts(keys_E, counts_E, cum_E, total_E, distinct_E)
+    return SparseCounts(keys_E, counts_E, total_E, distinct_E)
 
 
 def fit(cfg: NGramConfig, blocks_NxL: jax.Array,
@@ -352,12 +343,9 @@ def _mixture_weights(cfg: NGramConfig, tots, dists, avails) -> list:
     zero = jnp.zeros(jnp.broadcast_shapes(*[t.shape for t in tots]), jnp.float32)
     pis = [zero] * (k + 1)
     if cfg.smoothing == "additive":
-        tot = tots[0]
+        tot, top = tots[0], jnp.zeros(zero.shape, jnp.int32)
         for j in range(1, k):  # the longest available order wins
-            tot = jnp.where(avails[j], tots[j], tot)
-        top = jnp.zeros(zero.shape, jnp.int32)
-        for j in range(1, k):
-            top = jnp.where(avails[j], j, top)
+            tot, top = jnp.where(avails[j], tots[j], tot), jnp.where(avails[j], j, top)
         share = tot / (tot + cfg.alpha * V)
         pis = [1.0 - share] + [jnp.where(top == j, share, 0.0) for j in range(k)]
     elif cfg.smoothing == "interpolate":
@@ -369,7 +357,8 @@ def _mixture_weights(cfg: NGramConfig, tots, dists, avails) -> list:
     else:  # Witten-Bell: unroll the recursion from the top order down
         rest = zero + 1.0
         for j in reversed(range(k)):
-            beta = jnp.where(usable[j], tots[j] / jnp.where(usable[j], tots[j] + dists[j], 1.0), 0.0)
+            den = jnp.where(usable[j], tots[j] + dists[j], 1.0)
+            beta = jnp.where(usable[j], tots[j] / den, 0.0)
             pis[j + 1] = rest * beta
             rest = rest * (1.0 - beta)
         pis[0] = rest
@@ -402,13 +391,10 @@ def token_logprobs(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array)
     N, L = x_NxL.shape
     k1 = cfg.order - 1
     hist_NxLxK1 = _history(x_NxL, k1)
-    counts, tots, dists, avails = [], [], [], []
-    for j in range(1, cfg.order + 1):
-        ctx_NxL = _ctx_code(cfg, j, hist_NxLxK1[..., k1 - (j - 1):])
-        c, t, d = _lookup_entry(cfg, params[j - 1], ctx_NxL, x_NxL)
-        counts.append(c), tots.append(t), dists.append(d)
-        avails.append(jnp.broadcast_to(jnp.arange(L) >= j - 1, (N, L)))
-    pis = _mixture_weights(cfg, tots, dists, avails)
+    contexts = _contexts(cfg, hist_NxLxK1, jnp.broadcast_to(jnp.arange(L), (N, L)))
+    counts, tots, dists = zip(*[_lookup_entry(cfg, table, ctx, x_NxL)
+                                for table, (ctx, _) in zip(params, contexts)])
+    pis = _mixture_weights(cfg, tots, dists, [avail for _, avail in contexts])
     return jnp.log(_mix(cfg, pis, counts, tots))
 
 
@@ -421,11 +407,10 @@ def _contexts(cfg, window, n_avail):
 
 def _next_logprobs(cfg, params, window, n_avail) -> jax.Array:
     """log p(. | window) (..., V) for a window (..., k-1) whose last n_avail tokens are real."""
-    rows, tots, dists, avails = [], [], [], []
-    for table, (ctx, avail) in zip(params, _contexts(cfg, window, n_avail)):
-        r, t, d = _lookup_row(cfg, table, ctx)
-        rows.append(r), tots.append(t), dists.append(d), avails.append(avail)
-    pis = _mixture_weights(cfg, tots, dists, avails)
+    contexts = _contexts(cfg, window, n_avail)
+    rows, tots, dists = zip(*[_lookup_row(cfg, table, ctx)
+                              for table, (ctx, _) in zip(params, contexts)])
+    pis = _mixture_weights(cfg, tots, dists, [avail for _, avail in contexts])
     return jnp.log(_mix(cfg, [p[..., None] for p in pis], rows, [t[..., None] for t in tots]))
 
 
@@ -478,29 +463,48 @@ def _first_at_least(cum_at, target, n, n_max: int):
     return jnp.minimum(lo, hi)
 
 
-def _draw_ml(cfg, table: Table, ctx, base, dist, u):
+def _running_counts(cfg, table: Table) -> jax.Array:
+    """sum_{w' <= w} c_j(h, w') for every table entry, the index of ``_draw_ml``."""
+    if isinstance(table, DenseCounts):
+        return jnp.cumsum(table.counts_RxV, -1)
+    V, E = cfg.vocab_size, table.keys_E.shape[0]
+    start_E = _run_starts(table.keys_E // V)
+    offset_E = jnp.arange(E) - lax.cummax(jnp.where(start_E, jnp.arange(E), 0))
+    # ceil(log2 V) shifted adds (Hillis-Steele) within each context: sums never mix
+    # contexts, so they stay exact where a global cumsum would not.
+    cum_E = table.counts_E
+    for d in (2**i for i in range(max(1, math.ceil(math.log2(V))))):
+        if d >= E:
+            break
+        cum_E = cum_E + jnp.where(offset_E >= d, jnp.pad(cum_E, (d, 0))[:E], 0.0)
+    return cum_E
+
+
+def _draw_ml(cfg, table: Table, running, ctx, base, dist, u):
     """A draw from ML_j(. | h) by inverse CDF over the running counts; u in (0, 1]."""
     V = cfg.vocab_size
     if isinstance(table, DenseCounts):
-        cum = lambda i: table.cum_RxV[base, i]
+        cum = lambda i: running[base, i]
         target = u * cum(jnp.full_like(base, V - 1))
         return _first_at_least(cum, target, jnp.full_like(base, V), V)
     E = table.keys_E.shape[0]
     n = dist.astype(jnp.int32)
-    cum = lambda i: table.cum_E[jnp.minimum(base + i, E - 1)]
+    cum = lambda i: running[jnp.minimum(base + i, E - 1)]
     i = _first_at_least(cum, u * cum(jnp.maximum(n - 1, 0)), n, V)
     return table.keys_E[jnp.minimum(base + i, E - 1)] - ctx * V
 
 
-def _draw_ancestral(cfg, params, window_BxK1, n_avail_B, u_Bx2):
+def _draw_ancestral(cfg, params, running, window_BxK1, n_avail_B, u_Bx2):
     """One exact draw from p(. | window): pick a mixture component, then a token from it."""
-    toks, tots, dists, avails = [], [], [], []
-    u_B = u_Bx2[:, 1]
-    for table, (ctx, avail) in zip(params, _contexts(cfg, window_BxK1, n_avail_B)):
+    u_B = u_Bx2[:, 1]  # u_Bx2[:, 0] picks the component, u_B the token within it
+    contexts = _contexts(cfg, window_BxK1, n_avail_B)
+    tots, dists, toks = [], [], []
+    for table, run, (ctx, _) in zip(params, running, contexts):
         t, d, base = _lookup_ctx(cfg, table, ctx)
-        toks.append(_draw_ml(cfg, table, ctx, base, d, u_B))
-        tots.append(t), dists.append(d), avails.append(avail)
-    pi_BxM = jnp.stack(_mixture_weights(cfg, tots, dists, avails), -1)
+        tots.append(t)
+        dists.append(d)
+        toks.append(_draw_ml(cfg, table, run, ctx, base, d, u_B))
+    pi_BxM = jnp.stack(_mixture_weights(cfg, tots, dists, [a for _, a in contexts]), -1)
     cum_BxM = jnp.cumsum(pi_BxM, -1)
     # first component whose running weight reaches u: one of weight 0 is never picked
     m_B = jnp.sum(cum_BxM < (u_Bx2[:, 0] * cum_BxM[:, -1])[:, None], -1)
@@ -561,6 +565,7 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
     u_LxBx2 = 1.0 - jax.vmap(
         lambda b: jax.random.uniform(jax.random.fold_in(key, b), (length, 2)),
         out_axes=1)(jnp.arange(n_blocks))
+    running = None if tempered else [_running_counts(cfg, t) for t in params]
 
     def step(window_BxK1, xs):
         t, u_Bx2 = xs
@@ -570,7 +575,7 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
             temp = 1.0 if temperature is None else temperature
             tok_B = _draw_tempered(logp_BxV / temp, u_Bx2[:, 0], top_k)
         else:
-            tok_B = _draw_ancestral(cfg, params, window_BxK1, n_avail_B, u_Bx2)
+            tok_B = _draw_ancestral(cfg, params, running, window_BxK1, n_avail_B, u_Bx2)
         if P > 0:
             tok_B = jnp.where(t < P, prompt_BxL[:, t], tok_B)
         if k1 > 0:

@@ -20,7 +20,7 @@ Token t is drawn from softmax(filter(logits_t / temperature)) with the key
 is fed in one pass (``prefill``), then a ``lax.scan`` over positions feeds
 one token at a time through the cache (``decode_step``).
 
-Axis letters: B batch, P prefix length, V vocabulary.
+Axis letters: B batch, P prefix length, T positions, V vocabulary.
 """
 
 from __future__ import annotations
@@ -160,11 +160,11 @@ def make_sampler(
 
         # Tokens n_prefix..length-2 are sampled and fed; the last is only sampled
         # (feeding it would need position length-1, which may equal context).
-        (_, logits_BxV), tokens_GxB = jax.lax.scan(
+        (_, logits_BxV), tokens_TxB = jax.lax.scan(
             step, (cache, logits_BxPxV[:, -1]), jnp.arange(n_prefix, length - 1)
         )
         last_B = draw(key, length - 1, logits_BxV, temperature)
-        return jnp.concatenate([prefix_BxP, tokens_GxB.T, last_B[:, None]], axis=1)
+        return jnp.concatenate([prefix_BxP, tokens_TxB.T, last_B[:, None]], axis=1)
 
     def sample(key, params, prompts, temperature):
         return core(key, params, prompts, jnp.asarray(temperature, jnp.float32))

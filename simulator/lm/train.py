@@ -35,6 +35,8 @@ __all__ = [
     "TrainConfig",
     "LossFns",
     "init_params",
+    "lr_schedule",
+    "optimizer",
     "draw_rows",
     "make_loss",
     "make_train",
@@ -196,8 +198,10 @@ def make_train(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Callable
     - ``metrics``: ``{"loss": (steps,), "grad_norm": (steps,)}``, the
       training batch loss (nats/token) and the pre-clipping gradient norm.
 
-    Pure and shape-polymorphic only through its arguments: jit it (and vmap
-    it over seeds) at the outermost level.
+    Pure, with all data as arguments: ``jax.jit(train)`` (or
+    ``jax.jit(jax.vmap(train))`` over stacked keys, params and data) compiles
+    once per argument shapes.  ``params=None`` and given params are two
+    traces (different pytrees).
     """
     loss_fn = make_loss(model_cfg).loss
     tx = optimizer(train_cfg)

@@ -120,7 +120,13 @@ def make_world(cfg: CategoricalConfig) -> World:
     tail = jnp.asarray(tail_set(cfg))
 
     def draw(key, p_V, g):
-        return {"x": jax.random.categorical(key, jnp.log(p_V), shape=(n_rows,)).astype(jnp.int32), "weight": weights(g)}
+        # Inverse CDF, O(N log V) (Gumbel-max would cost O(N V)); u < 1 scaled by the total keeps
+        # every draw on an outcome of positive probability, and the clip guards rounding.
+        cdf_V = jnp.cumsum(p_V)
+        u_N = jax.random.uniform(key, (n_rows,), dtype) * cdf_V[-1]
+        last = V - 1 - jnp.argmax(p_V[::-1] > 0)
+        x_N = jnp.minimum(jnp.searchsorted(cdf_V, u_N, side="right"), last)
+        return {"x": x_N.astype(jnp.int32), "weight": weights(g)}
 
     def init(key):
         return {"p": p_star}

@@ -1,0 +1,107 @@
+"""Categorical tail loss: support size, tail mass lost, tail mass and entropy per generation.
+
+One line per run (regime), Monte Carlo mean over seeds with its 95% band; the
+exact expectations (theory.md §4.1, theory/categorical.py, via the binomial marginal
+chains) as thin dashed lines where predictions_distributions attached them
+(replace without smoothing).  The tail is the set of outcomes whose true probability
+lies below the world's ``tail_quantile`` quantile; "tail mass lost" is the true mass
+of the tail outcomes that no longer appear.  The mean tail mass of the fit is a
+martingale under replace (its expectation stays at the true tail mass) while the
+median run loses it: both are drawn.
+
+    python -m figures.categorical RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from figures import style
+from simulator import results
+
+STEM = "categorical_tails"
+ORDER = ["replace", "mix", "accumulate_subsample", "accumulate"]
+PANELS = [
+    ("support", "support size (outcomes kept)"),
+    ("tail_lost", "true tail mass lost"),
+    ("tail_mass", "tail mass of the fit: mean, median (thin)"),
+    ("entropy", "entropy (nats)"),
+]
+
+
+def applies(meta: dict) -> bool:
+    return meta["config"]["world"]["name"] == "categorical"
+
+
+def label(meta: dict) -> str:
+    r = meta["config"]["regime"]
+    if r["name"] == "mix":
+        return f"mix ({r['real_fraction']:.0%} {r['real_source']} real)"
+    return r["name"]
+
+
+def _order(meta):
+    name = meta["config"]["regime"]["name"]
+    return (ORDER.index(name) if name in ORDER else len(ORDER), label(meta))
+
+
+def world_label(w: dict) -> str:
+    dist = {"uniform": "uniform", "zipf": f"Zipf({w['zipf_s']:g})", "given": "given p"}[w["dist"]]
+    size = f"M={w['M']}" if w.get("M_schedule") is None else f"M_g={w['M_schedule']}"
+    smooth = f", smoothing {w['smoothing']:g}" if w["smoothing"] else ""
+    return f"{dist} over V={w['V']} outcomes, {size}{smooth}; tail = outcomes below the {w['tail_quantile']:g} quantile"
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    """Draw the categorical-world runs in ``run_dirs``; [] if there is none."""
+    import matplotlib.pyplot as plt
+
+    runs = [results.load(d) for d in run_dirs]
+    runs = sorted((r for r in runs if applies(r[1])), key=lambda r: _order(r[1]))
+    if not runs:
+        return []
+    with plt.rc_context(style.RC):
+        fig, axes = plt.subplots(1, len(PANELS), figsize=(11.0, 2.9))
+        for i, (rec, meta) in enumerate(runs):
+            st = style.series(i)
+            for ax, (name, title) in zip(axes, PANELS):
+                y = rec[name]
+                g = np.arange(y.shape[1])
+                m, half = style.mean_band(y)
+                ax.plot(g, m, color=st["color"], linestyle="-", marker=st["marker"], markevery=max(1, len(g) // 8),
+                        label=f"{label(meta)} (MC)")
+                ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
+                if name == "tail_mass":
+                    ax.plot(g, np.median(y, 0), color=st["color"], linestyle="-", linewidth=0.7)
+                if f"theory/{name}" in rec:
+                    ax.plot(g, rec[f"theory/{name}"], color=st["color"], linestyle="--", linewidth=1.0)
+                ax.set_title(title)
+                ax.set_xlabel("generation g")
+                ax.set_xlim(0, g[-1])
+                ax.set_ylim(bottom=0)
+        axes[0].plot([], [], color="0.3", linestyle="--", label="theory (exact, replace)")
+        fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
+        fig.suptitle(f"Categorical refits: {world_label(w)}; {run['n_seeds']} seeds", fontsize=9)
+        fig.tight_layout()
+        return style.save(fig, out_dir, STEM)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
+    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
+    args = parser.parse_args(argv)
+    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
+    paths = plot(run_dirs, args.out or args.paths[0])
+    if not paths:
+        parser.error("no categorical-world runs under " + " ".join(args.paths))
+    for p in paths:
+        print(p)
+
+
+if __name__ == "__main__":
+    main()
