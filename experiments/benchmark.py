@@ -314,19 +314,23 @@ def bench_kernels(dims: list[int], S: int = 64, budget: float = 1.0) -> list[dic
             out.append({"kernel": name, "d": d, "matrices": S, "rows": T, "jax_s": t_j, "numpy_s": t_n, "jax_s_blas_threads_per_core": t_jt})
             log(f"kernel {name:11s} d={d:<4d} x{S}: jax {t_j * 1e3:8.2f} ms  numpy {t_n * 1e3:8.2f} ms"
                 + (f"  jax with {os.cpu_count()} BLAS threads {t_jt * 1e3:8.2f} ms" if t_jt else ""))
-    # Categorical sampling: the engine draws M outcomes by Gumbel-max (O(M V) uniforms);
-    # numpy draws the counts directly (a multinomial, O(V) binomials).
-    M = 1000
+    # Categorical sampling: the engine's own world.sample draws M outcomes (rows);
+    # the batched reference draws the counts directly (a multinomial, O(V) binomials).
+    from simulator.worlds import make_world
+
     for V in dims:
-        logp = jnp.full((S, V), -math.log(V))
-        key = jax.random.key(0)
-        f = jax.jit(lambda k, lp: jax.vmap(lambda kk, l: jax.random.categorical(kk, l, shape=(M,)))(jax.random.split(k, S), lp))
-        jax.block_until_ready(f(key, logp))
-        t_j, _ = best_time(lambda: jax.block_until_ready(f(key, logp)), budget, 5)
+        wl = ref.make_workload("categorical", "replace", V)
+        world = make_world(ref.engine_configs(wl)[0])
+        truth = world.init(jax.random.key(0))
+        params = {"p": truth["p"]}
+        keys = jax.random.split(jax.random.key(1), S)
+        f = jax.jit(jax.vmap(lambda k: world.sample(k, truth, params, 0)["x"]))
+        jax.block_until_ready(f(keys))
+        t_j, _ = best_time(lambda: jax.block_until_ready(f(keys)), budget, 5)
         p = np.full((S, V), 1.0 / V)
-        t_n, _ = best_time(lambda: rng.multinomial(M, p), budget, 5)
-        out.append({"kernel": "categorical draw (M=1000)", "d": V, "matrices": S, "rows": M, "jax_s": t_j, "numpy_s": t_n})
-        log(f"kernel categorical V={V:<4d} x{S}: jax {t_j * 1e3:8.2f} ms  numpy multinomial {t_n * 1e3:8.2f} ms")
+        t_n, _ = best_time(lambda: rng.multinomial(wl.n, p), budget, 5)
+        out.append({"kernel": f"categorical sample, M={wl.n} (engine: world.sample; numpy: multinomial counts)", "d": V, "matrices": S, "rows": wl.n, "jax_s": t_j, "numpy_s": t_n})
+        log(f"kernel categorical V={V:<4d} x{S}: jax world.sample {t_j * 1e3:8.2f} ms  numpy multinomial {t_n * 1e3:8.2f} ms")
     return out
 
 
@@ -403,7 +407,9 @@ def transformer_flops_per_token(cfg) -> dict:
     return {"matmul_params": n_matmul, "forward": fwd, "train": 3 * fwd}
 
 
-def bench_transformer_jax(steps: int, reps: int, n_rows: int = 4096) -> dict:
+def jax_trainer(steps: int, n_rows: int = 4096):
+    """``(run, info)``: ``run()`` trains ``steps`` steps of the default model with
+    ``make_train`` (one compiled ``lax.scan``) and returns (seconds, losses)."""
     from simulator.lm.train import TrainConfig, make_train
     from simulator.lm.transformer import TransformerConfig, init_params
 
@@ -417,32 +423,36 @@ def bench_transformer_jax(steps: int, reps: int, n_rows: int = 4096) -> dict:
     t0 = time.perf_counter()
     compiled = train.lower(key, params, blocks, weights).compile()
     compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(key, params, blocks, weights))  # first call: allocations
-    t, (_, metrics) = best_time(lambda: jax.block_until_ready(compiled(key, params, blocks, weights)), 20.0, reps)
+    args = (key, params, blocks, weights)
+    jax.block_until_ready(compiled(*args))  # first call: allocations
     # XLA's own count for one step (a length-1 scan, so the loop body is counted once).
-    one = jax.jit(make_train(mcfg, dataclasses.replace(tcfg, steps=1))).lower(key, params, blocks, weights).compile()
+    one = jax.jit(make_train(mcfg, dataclasses.replace(tcfg, steps=1))).lower(*args).compile()
     cost = one.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    profile = profile_compiled(compiled, (key, params, blocks, weights), calls=1, top=10)
-    profile["name"] = f"transformer training, {steps} steps"
-    tokens = steps * tcfg.batch_size * mcfg.context
-    loss = np.asarray(metrics["loss"])
-    return {
+    profile = profile_compiled(compiled, args, calls=1, top=10)
+    profile["name"] = f"transformer training (JAX), {steps} steps of batch {tcfg.batch_size}"
+
+    def run():
+        t = time.perf_counter()
+        _, metrics = jax.block_until_ready(compiled(*args))
+        return time.perf_counter() - t, np.asarray(metrics["loss"])
+
+    info = {
         "model": dataclasses.asdict(mcfg),
         "batch": tcfg.batch_size,
         "steps": steps,
         "compile_s": compile_s,
-        "seconds": t,
-        "tokens_per_s": tokens / t,
         "xla_flops_per_step": float(cost.get("flops", float("nan"))) if cost else None,
-        "loss_first_last": [float(loss[0]), float(loss[-1])],
         "flops_per_token": transformer_flops_per_token(mcfg),
         "profile": profile,
     }
+    return run, info
 
 
-def bench_transformer_torch(steps: int, reps: int, threads: int, budget: float = 20.0, n_rows: int = 4096) -> dict | None:
-    """The same model, batch and optimiser in PyTorch, eager mode."""
+def torch_trainer(steps: int, n_rows: int = 4096):
+    """``run(threads)``: the same model, batch and optimiser in PyTorch (eager),
+    ``steps`` steps with ``torch.set_num_threads(threads)``; returns (seconds, losses).
+    None when PyTorch is not installed."""
     try:
         import torch
         import torch.nn as nn
@@ -455,7 +465,6 @@ def bench_transformer_torch(steps: int, reps: int, threads: int, budget: float =
 
     mcfg, tcfg = TransformerConfig(), TrainConfig(steps=steps, batch_size=32)
     torch.manual_seed(0)
-    torch.set_num_threads(threads)
     d, H, V, C, L = mcfg.d_model, mcfg.n_heads, mcfg.vocab_size, mcfg.context, mcfg.n_layers
 
     class Block(nn.Module):
@@ -507,9 +516,9 @@ def bench_transformer_torch(steps: int, reps: int, threads: int, budget: float =
         return tcfg.lr * (tcfg.final_lr_frac + (1 - tcfg.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
 
     blocks = torch.randint(0, V, (n_rows, C + 1))
-    losses = []
 
-    def run(n):
+    def train(n):
+        losses = []
         for t in range(n):
             for g in opt.param_groups:
                 g["lr"] = lr_at(t)
@@ -521,40 +530,67 @@ def bench_transformer_torch(steps: int, reps: int, threads: int, budget: float =
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.clip)
             opt.step()
             losses.append(loss.item())
+        return np.asarray(losses)
 
-    run(5)  # warm-up: allocator, oneDNN primitive caches
-    losses.clear()
-    t, _ = best_time(lambda: run(steps), budget, reps)
-    tokens = steps * tcfg.batch_size * C
-    return {
-        "threads": torch.get_num_threads(),
-        "attention": "F.scaled_dot_product_attention(is_causal=True)",
-        "seconds": t,
-        "tokens_per_s": tokens / t,
-        "loss_first_last": [losses[0], losses[-1]],
-        "params": sum(p.numel() for p in model.parameters()),
-    }
+    def run(threads: int):
+        torch.set_num_threads(threads)
+        train(3)  # warm-up at this thread count: allocator, oneDNN primitive caches
+        t = time.perf_counter()
+        losses = train(steps)
+        return time.perf_counter() - t, losses
+
+    run.params = sum(p.numel() for p in model.parameters())
+    return run
 
 
-def bench_transformer(steps: int, reps: int) -> dict:
-    log("transformer: measuring the float32 matmul peak, the JAX training step and PyTorch")
+def bench_transformer(steps: int, rounds: int) -> dict:
+    """JAX and PyTorch training and the matmul peak, interleaved over ``rounds`` rounds
+    (each method's best round counts), so a burst of load on a shared machine
+    does not fall on one method only."""
+    log("transformer: the float32 matmul peak, the JAX training step and PyTorch, interleaved")
     jax.config.update("jax_enable_x64", False)
-    peak = matmul_peak()
-    jx = bench_transformer_jax(steps, reps)
-    # torch.set_num_threads(cores) is the fair setting on an idle machine; on a busy one
-    # OpenMP's spinning threads can make it several times slower than 1 thread, so both
-    # are measured and PyTorch is credited with the faster.
     cores = os.cpu_count() or 1
-    torch_runs = [r for r in (bench_transformer_torch(steps, reps, threads=n) for n in sorted({cores, 1}, reverse=True)) if r]
-    th = max(torch_runs, key=lambda r: r["tokens_per_s"]) if torch_runs else None
-    peak_after = matmul_peak()
+    jax_run, jx = jax_trainer(steps)
+    torch_run = torch_trainer(steps)
+    thread_counts = sorted({cores, 1}, reverse=True)
+    peaks, jax_t, torch_t = [], [], {n: [] for n in thread_counts}
+    losses = {}
+    for _ in range(rounds):
+        peaks.append(matmul_peak(reps=5))
+        t, losses["jax"] = jax_run()
+        jax_t.append(t)
+        if torch_run:
+            # torch.set_num_threads(cores) is the fair setting on an idle machine; on a busy
+            # one OpenMP's spinning threads can make it several times slower than 1 thread,
+            # so both are measured and PyTorch is credited with the faster.
+            for n in thread_counts:
+                t, losses[f"torch_{n}"] = torch_run(n)
+                torch_t[n].append(t)
+    peaks.append(matmul_peak(reps=5))
+    tokens = steps * jx["batch"] * jx["model"]["context"]
+    jx.update(seconds=min(jax_t), seconds_all=jax_t, tokens_per_s=tokens / min(jax_t), loss_first_last=[float(losses["jax"][0]), float(losses["jax"][-1])])
+    th = None
+    if torch_run:
+        by = {n: tokens / min(ts) for n, ts in torch_t.items()}
+        n_best = max(by, key=by.get)
+        th = {
+            "threads": n_best,
+            "attention": "F.scaled_dot_product_attention(is_causal=True)",
+            "seconds": min(torch_t[n_best]),
+            "tokens_per_s": by[n_best],
+            "tokens_per_s_by_threads": {str(n): v for n, v in by.items()},
+            "seconds_all": {str(n): v for n, v in torch_t.items()},
+            "loss_first_last": [float(losses[f"torch_{n_best}"][0]), float(losses[f"torch_{n_best}"][-1])],
+            "params": torch_run.params,
+        }
+    best_peak = max(p["flops_per_s"] for p in peaks)
     flops_tok = jx["flops_per_token"]["train"]
-    best_peak = max(peak["flops_per_s"], peak_after["flops_per_s"])
     out = {
-        "matmul_peak": {"before": peak, "after": peak_after, "flops_per_s": best_peak},
+        "rounds": rounds,
+        "matmul_peak": {"all": peaks, "flops_per_s": best_peak, "n": peaks[0]["n"]},
         "jax": jx,
         "torch": th,
-        "torch_by_threads": {str(r["threads"]): r["tokens_per_s"] for r in torch_runs},
+        "torch_by_threads": th["tokens_per_s_by_threads"] if th else {},
         "achieved_flops_per_s": flops_tok * jx["tokens_per_s"],
         "achieved_flops_per_s_xla": (jx["xla_flops_per_step"] or float("nan")) * jx["tokens_per_s"] / (jx["batch"] * jx["model"]["context"]),
         "flops_method": "analytic: 3 x (2 N_matmul + 4 L T d) per token; XLA cost_analysis of one step given as a cross-check",
@@ -636,7 +672,7 @@ def transformer_table(report: dict) -> list[str]:
     m = jx["model"]
     lines = [
         f"Model: {m['n_layers']} layers, d={m['d_model']}, {m['n_heads']} heads, context {m['context']}, vocabulary {m['vocab_size']}, batch {jx['batch']}, "
-        f"AdamW + clipping, float32, {jx['steps']} steps timed (best of the repeats); JAX compile {jx['compile_s']:.1f} s.",
+        f"AdamW + clipping, float32, random tokens; {jx['steps']} steps timed, best of {tr.get('rounds', '?')} interleaved rounds; JAX compile {jx['compile_s']:.1f} s.",
         "",
         "| | train tokens/s | achieved GFLOP/s | share of matmul peak |",
         "|---|---|---|---|",
@@ -654,8 +690,9 @@ def transformer_table(report: dict) -> list[str]:
         lines.append("| PyTorch | not installed (`pip install -e .[bench]`) | | |")
     lines += [
         "",
-        f"Matmul peak: float32 {tr['matmul_peak']['before']['n']}² `jnp.matmul`, best of 10, measured before and after: "
-        f"{tr['matmul_peak']['before']['flops_per_s'] / 1e9:.0f} and {tr['matmul_peak']['after']['flops_per_s'] / 1e9:.0f} GFLOP/s (the larger is the peak). "
+        f"Matmul peak: float32 {tr['matmul_peak']['n']}² `jnp.matmul`, best of 5, measured before each round and at the end: "
+        + ", ".join(f"{p['flops_per_s'] / 1e9:.0f}" for p in tr["matmul_peak"]["all"])
+        + " GFLOP/s (the largest is the peak). "
         f"FLOPs per token: {tr['flops_method']}; {jx['flops_per_token']['train'] / 1e3:.0f} kFLOP/token analytic, "
         f"{(jx['xla_flops_per_step'] or float('nan')) / (jx['batch'] * m['context']) / 1e3:.0f} kFLOP/token by XLA "
         f"({tr['achieved_flops_per_s_xla'] / 1e9:.1f} GFLOP/s).",
@@ -713,7 +750,7 @@ def markdown(report: dict) -> str:
             f"{settings['blas_threads']} BLAS thread(s), and JAX again with one BLAS thread per core (JAX's CPU LAPACK kernels run on scipy's OpenBLAS): "
             "the regression fit of the engine runs `eigh` on the Gram matrix (to record its smallest eigenvalue and give the "
             "minimum-norm solution); the references `solve`. The Gaussian world samples through `eigh`; the categorical world draws "
-            "M outcomes by Gumbel-max where numpy draws the counts.",
+            "M outcomes (rows) where the batched reference draws the counts.",
             "",
             f"| kernel | d (V) | batch | rows | JAX ms | numpy ms | JAX ms, {mach['cores']} BLAS threads |",
             "|---|---|---|---|---|---|---|",
@@ -837,6 +874,7 @@ def parse_args(argv=None):
     p.add_argument("--generations", type=int, default=10)
     p.add_argument("--budget", type=float, default=None, help="seconds one timed call may take before it is scaled from fewer seeds (default 2.5)")
     p.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads for the engine's LAPACK kernels and the numpy references (default 1)")
+    p.add_argument("--profile", default="regression/replace", help="workloads whose engine program is profiled with jax.profiler (256 seeds at d <= 10, else 16; '' for none)")
     p.add_argument("--skip-transformer", action="store_true")
     p.add_argument("--skip-kernels", action="store_true")
     p.add_argument("--render", type=Path, default=None, metavar="JSON", help="only re-render benchmark.md and the plot from a saved benchmark.json into --out")
@@ -888,15 +926,17 @@ def main(argv=None) -> None:
     if not args.skip_kernels:
         with blas_threads(args.blas_threads):
             report["kernels"] = bench_kernels(dims)
-            if "regression" in ENGINE_WORLDS and ("regression", "replace") in pairs:
-                report["profiles"] = [
-                    profile_engine(ref.make_workload("regression", "replace", d, args.generations), 256 if d <= 10 else 16) for d in dims
-                ]
-            for prof in report["profiles"]:
-                log(f"profile regression/replace d={prof['d']}: " + ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["ops"][:4]))
+    with blas_threads(args.blas_threads):
+        for world, regime in parse_workloads(args.profile):
+            if world not in ENGINE_WORLDS:
+                continue
+            for d in dims:
+                prof = profile_engine(ref.make_workload(world, regime, d, args.generations), 256 if d <= 10 else 16)
+                report["profiles"].append(prof)
+                log(f"profile {prof['name']}: " + ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in prof["ops"][:4]))
     if not args.skip_transformer:
         try:
-            report["transformer"] = bench_transformer(steps, reps=2 if args.quick else 3)
+            report["transformer"] = bench_transformer(steps, rounds=2 if args.quick else 3)
         except ImportError as e:
             report["skipped"].append(f"transformer: {e}")
     report["loadavg_end"] = list(os.getloadavg())

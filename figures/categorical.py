@@ -2,7 +2,7 @@
 
 One line per run (regime), Monte Carlo mean over seeds with its 95% band; the
 exact expectations (theory.md §4.1, theory/categorical.py, via the binomial marginal
-chains) as thin dashed lines where predictions_distributions attached them
+chains) as grey dashed lines where predictions_distributions attached them
 (replace without smoothing).  The tail is the set of outcomes whose true probability
 lies below the world's ``tail_quantile`` quantile; "tail mass lost" is the true mass
 of the tail outcomes that no longer appear.  The mean tail mass of the fit is a
@@ -76,13 +76,13 @@ def plot(run_dirs, out_dir) -> list[Path]:
                 ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
                 if name == "tail_mass":
                     ax.plot(g, np.median(y, 0), color=st["color"], linestyle="-", linewidth=0.7)
-                if f"theory/{name}" in rec:
-                    ax.plot(g, rec[f"theory/{name}"], color=st["color"], linestyle="--", linewidth=1.0)
+                if f"theory/{name}" in rec:  # grey on top: the MC usually hides a same-colour line
+                    ax.plot(g, rec[f"theory/{name}"], color="0.6", linestyle="--", linewidth=1.3, zorder=5)
                 ax.set_title(title)
                 ax.set_xlabel("generation g")
                 ax.set_xlim(0, g[-1])
                 ax.set_ylim(bottom=0)
-        axes[0].plot([], [], color="0.3", linestyle="--", label="theory (exact, replace)")
+        axes[0].plot([], [], color="0.6", linestyle="--", linewidth=1.3, label="theory (exact, replace)")
         fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
         w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
         fig.suptitle(f"Categorical refits: {world_label(w)}; {run['n_seeds']} seeds", fontsize=9)

@@ -533,9 +533,9 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
            top_k: Optional[int] = None) -> jax.Array:
     """Exact ancestral sampling of (n_blocks, length) int32 token blocks.
 
-    Block b draws its uniforms from ``fold_in(key, b)``, so it depends on the key,
-    its index and ``length`` but not on n_blocks; position t draws from
-    p(. | in-block history).
+    Position t of block b draws from p(. | in-block history) with uniforms from
+    the key ``fold_in(fold_in(key, b), t)``, so a block's tokens depend on key and
+    b only: drawing more blocks or longer ones extends a sample, never changes it.
     With temperature None or 1.0 and no top_k, it first picks a mixture
     component of p (module docstring) and then a token from it by bisection,
     which never builds the V-vector. Otherwise it draws from
@@ -560,11 +560,13 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
             raise ValueError(f"prompt length {P} exceeds block length {length}")
         prompt_BxL = jnp.pad(jnp.broadcast_to(prompts, (n_blocks, P)),
                              ((0, 0), (0, length - P)))
-    # All uniforms up front, block b's from fold_in(key, b). 1 - U[0, 1) lies in
-    # (0, 1], which keeps zero-probability tokens out of reach of the draws.
-    u_LxBx2 = 1.0 - jax.vmap(
-        lambda b: jax.random.uniform(jax.random.fold_in(key, b), (length, 2)),
-        out_axes=1)(jnp.arange(n_blocks))
+    # Every uniform up front, vectorised. 1 - U[0, 1) lies in (0, 1], which keeps
+    # zero-probability tokens out of reach of the draws.
+    def uniforms(b, t):
+        return jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, b), t), (2,))
+
+    u_LxBx2 = 1.0 - jax.vmap(jax.vmap(uniforms, (0, None)), (None, 0))(
+        jnp.arange(n_blocks), jnp.arange(length))
     running = None if tempered else [_running_counts(cfg, t) for t in params]
 
     def step(window_BxK1, xs):

@@ -16,6 +16,8 @@ WORLDS = {
     "gmm": "simulator.worlds.gmm",
     "kde": "simulator.worlds.kde",
     "categorical": "simulator.worlds.categorical",
+    "ngram": "simulator.worlds.ngram",
+    "transformer": "simulator.worlds.transformer",
 }
 
 

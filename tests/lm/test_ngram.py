@@ -336,12 +336,12 @@ def test_unigram_refit_loses_categories_like_categorical_theory():
 
 def test_sample_keys_and_batching():
     params = jfit(WB, BLOCKS_NxL[:, :16], None)  # shapes shared with the vmap test
-    a = jsample(WB, params, jax.random.key(0), 6, 16)
-    assert a.shape == (6, 16) and a.dtype == jnp.int32
-    np.testing.assert_array_equal(a, jsample(WB, params, jax.random.key(0), 6, 16))
-    assert not np.array_equal(a, jsample(WB, params, jax.random.key(1), 6, 16))
-    # a block depends on its own index, not on how many blocks are drawn
-    np.testing.assert_array_equal(a[:4], jsample(WB, params, jax.random.key(0), 4, 16))
+    a = jsample(WB, params, jax.random.key(0), 4, 16)
+    assert a.shape == (4, 16) and a.dtype == jnp.int32
+    np.testing.assert_array_equal(a, jsample(WB, params, jax.random.key(0), 4, 16))
+    assert not np.array_equal(a, jsample(WB, params, jax.random.key(1), 4, 16))
+    # more or shorter blocks: the common part is the same
+    np.testing.assert_array_equal(a[:, :10], jsample(WB, params, jax.random.key(0), 6, 10)[:4])
 
 
 def test_blocks_shorter_than_the_order():

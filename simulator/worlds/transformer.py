@@ -1,0 +1,123 @@
+"""The transformer text world: a small decoder-only transformer (Flax NNX,
+simulator/lm/transformer.py) trained with optax AdamW on text sampled from the
+previous generation's model.
+
+Each generation trains from scratch (``init=scratch``, ToEdit's pretraining
+setting) or continues from the generation-0 model (``init=continue``,
+Shumailov et al.'s fine-tuning setting).  Sampling uses a key-value cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+from simulator.lm import transformer as tf
+from simulator.lm.sample import make_sampler
+from simulator.lm.train import TrainConfig, make_loss, make_train
+from simulator.worlds.text import LanguageModel, load_text, make_text_world, text_fields_valid
+
+INITS = ("scratch", "continue")
+
+
+@dataclasses.dataclass
+class Config:
+    """Text fields as in the n-gram world (block_len = context + 1).  Model:
+    n_layers, d_model, n_heads, dropout.  Training: steps, batch_size, lr,
+    warmup, weight_decay, clip; init = scratch | continue (from generation 0).
+    Sampling: temperature, top_k (0 = off), top_p (1 = off), prompt_len."""
+
+    name: str = "transformer"
+    corpus: Optional[str] = None
+    block_len: int = 65
+    train_blocks: int = 1024
+    test_blocks: int = 256
+    reservoir_blocks: int = 8192
+    synthetic_ratio: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    prompt_len: int = 0
+    n_layers: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    dropout: float = 0.0
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 30
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    init: str = "scratch"
+    edit_threshold: float = 0.99
+    edit_top_k: int = 8
+    edit_temperature: float = 1.0
+    inspect_blocks: int = 64
+
+    def __post_init__(self):
+        text_fields_valid(self)
+        if self.init not in INITS:
+            raise ValueError(f"world.init={self.init!r} is not known; allowed: {', '.join(INITS)}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"world.top_p={self.top_p!r} must lie in (0, 1] (1 = off)")
+        model_config(self)
+        train_config(self)
+
+
+def _as_world_error(fn, cfg):
+    try:
+        return fn(cfg)
+    except ValueError as e:
+        raise ValueError(f"world: {e}".replace("TransformerConfig.", "world.").replace("TrainConfig.", "world.")) from None
+
+
+def model_config(cfg: Config) -> tf.TransformerConfig:
+    return _as_world_error(
+        lambda c: tf.TransformerConfig(
+            vocab_size=256, n_layers=c.n_layers, d_model=c.d_model, n_heads=c.n_heads,
+            context=c.block_len - 1, dropout=c.dropout,
+        ),
+        cfg,
+    )
+
+
+def train_config(cfg: Config) -> TrainConfig:
+    return _as_world_error(
+        lambda c: TrainConfig(
+            steps=c.steps, batch_size=c.batch_size, lr=c.lr, warmup=c.warmup,
+            weight_decay=c.weight_decay, clip=c.clip,
+        ),
+        cfg,
+    )
+
+
+def language_model(cfg: Config) -> LanguageModel:
+    mc, tc = model_config(cfg), train_config(cfg)
+    train = make_train(mc, tc)
+    scores = make_loss(mc)
+    sampler = make_sampler(
+        mc, cfg.block_len, cfg.top_k or None, None if cfg.top_p == 1.0 else cfg.top_p,
+        prompt_len=cfg.prompt_len,
+    )
+    continue_from_base = cfg.init == "continue"
+
+    def fit(key, tokens, weights, base):
+        params, _ = train(key, base if (continue_from_base and base is not None) else None, tokens, weights)
+        return params
+
+    def next_logprobs(params, tokens):
+        logits = tf.apply(mc, params, tokens[:, :-1])
+        return jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+
+    def sample(key, params, prompts):
+        return sampler(key, params, prompts, cfg.temperature)
+
+    return LanguageModel(fit, next_logprobs, scores.token_logprobs, sample)
+
+
+def make_world(cfg: Config):
+    data = load_text(cfg.corpus, cfg.block_len, cfg.reservoir_blocks, cfg.test_blocks)
+    return make_text_world("transformer", cfg, language_model(cfg), data)
