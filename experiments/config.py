@@ -31,7 +31,13 @@ class RunConfig:
     checkpoint of the same config in the output folder.  progress: show a
     progress bar (plain lines when not on a terminal).  figure: render the
     world's figure after the run (from the saved results).  out_dir: where
-    results go (default: hydra's output directory)."""
+    results go (default: hydra's output directory).  experiment: the name of the
+    experiment config that made the run (set by ``conf/experiment/*.yaml``; figure
+    scripts select their runs by it; not part of the run's hash).
+    record_blocks, record_train_loss: text worlds only, what to record besides the
+    world's own metrics (experiments/lm_records.py): the tokens of the newest
+    ``record_blocks`` rows of every generation's training set (``train_tokens``), and
+    the fitted model's mean NLL on its own training set (``train_loss``, nats/token)."""
 
     n_generations: int = 10
     n_seeds: int = 256
@@ -43,6 +49,9 @@ class RunConfig:
     progress: bool = True
     figure: bool = True
     out_dir: Optional[str] = None
+    experiment: str = ""
+    record_blocks: int = 0
+    record_train_loss: bool = False
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -53,6 +62,8 @@ class RunConfig:
             raise ValueError(f"run.n_seeds={self.n_seeds} must be >= 1")
         if self.chunk_generations < 0:
             raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
+        if self.record_blocks < 0:
+            raise ValueError(f"run.record_blocks={self.record_blocks} must be >= 0 (0 = record no text)")
         if self.theory_designs < 2:
             raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
 

@@ -28,7 +28,10 @@ from simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
 from simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
-PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume")
+PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment")
+# Extra records; left out of the hash while off, so the hash of a run that records nothing
+# extra is what it was before these fields existed.
+RECORD_FIELDS = ("record_blocks", "record_train_loss")
 
 
 def set_precision(precision: str) -> None:
@@ -59,7 +62,9 @@ def resolved(config) -> dict:
 
 def run_key(config) -> str:
     c = resolved(config)
-    c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
+    c["run"] = {
+        k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS and not (k in RECORD_FIELDS and not v)
+    }
     return checkpoint.config_hash(c)
 
 
@@ -115,6 +120,10 @@ def run_experiment(config, out_dir) -> Path:
     out_dir = Path(out_dir)
     set_precision(run.precision)
     world = make_world(config.world)
+    if run.record_blocks or run.record_train_loss:
+        from experiments.lm_records import with_records
+
+        world = with_records(world, config.world, run.record_blocks, run.record_train_loss)
     G = run.n_generations
     regime = make_regime(config.regime, world, G)
     gen = make_generation(world, regime)
@@ -126,6 +135,10 @@ def run_experiment(config, out_dir) -> Path:
     keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
     first = jax.jit(jax.vmap(gen.first))
     chunk = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
+
+    if run.resume and checkpoint.is_complete(out_dir, key) and (out_dir / results.RECORDS).is_file():
+        print(f"[collapse-sim] {label}: already complete in {out_dir} (run.resume=false to redo it)", file=sys.stderr)
+        return out_dir
 
     t0 = time.perf_counter()
     state = None
@@ -193,4 +206,6 @@ def run_experiment(config, out_dir) -> Path:
         "versions": versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    return results.save(out_dir, records, meta)
+    path = results.save(out_dir, records, meta)
+    checkpoint.mark_complete(out_dir, key, G)
+    return path

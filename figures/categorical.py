@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from figures import style
+from figures.regression import label
 from simulator import results
 
 STEM = "categorical_tails"
@@ -34,13 +35,6 @@ PANELS = [
 
 def applies(meta: dict) -> bool:
     return meta["config"]["world"]["name"] == "categorical"
-
-
-def label(meta: dict) -> str:
-    r = meta["config"]["regime"]
-    if r["name"] == "mix":
-        return f"mix ({r['real_fraction']:.0%} {r['real_source']} real)"
-    return r["name"]
 
 
 def _order(meta):

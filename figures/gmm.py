@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from figures import style
+from figures.regression import label
 from simulator import results
 from simulator.worlds.gmm import GMMConfig, true_mixture
 
@@ -31,13 +32,6 @@ SEED = 0
 
 def applies(meta: dict) -> bool:
     return meta["config"]["world"]["name"] == "gmm"
-
-
-def label(meta: dict) -> str:
-    r = meta["config"]["regime"]
-    if r["name"] == "mix":
-        return f"mix ({r['real_fraction']:.0%} {r['real_source']} real)"
-    return r["name"]
 
 
 def _order(meta):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from figures import style
+from figures.regression import label
 from simulator import results
 
 STEM = "kazdan_gaussian"
@@ -36,13 +37,6 @@ PANELS = [
 def applies(meta: dict) -> bool:
     c = meta["config"]
     return c["world"]["name"] == "gaussian" and c["world"]["d"] >= 2
-
-
-def label(meta: dict) -> str:
-    r = meta["config"]["regime"]
-    if r["name"] == "mix":
-        return f"mix ({r['real_source']} real, p={r['real_fraction']:g})"
-    return r["name"]
 
 
 def _order(meta):

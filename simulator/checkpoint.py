@@ -62,6 +62,24 @@ def load(out_dir, key: str, carry_like):
     return info["generation"], jax.tree.unflatten(treedef, leaves), records
 
 
+def mark_complete(out_dir, key: str, generation: int) -> None:
+    """The run finished and its results are saved: drop the (possibly large)
+    state and remember the config hash, so running the same command again finds
+    the run complete instead of resuming or redoing it."""
+    out = Path(out_dir)
+    info = {"config_hash": key, "generation": int(generation), "complete": True}
+    _atomic_write(out / INFO, lambda f: f.write(json.dumps(info).encode()))
+    (out / STATE).unlink(missing_ok=True)
+
+
+def is_complete(out_dir, key: str) -> bool:
+    p = Path(out_dir) / INFO
+    if not p.is_file():
+        return False
+    info = json.loads(p.read_text())
+    return bool(info.get("complete")) and info.get("config_hash") == key
+
+
 def stored_hash(out_dir) -> str | None:
     p = Path(out_dir) / INFO
     return json.loads(p.read_text()).get("config_hash") if p.is_file() else None

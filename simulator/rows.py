@@ -53,12 +53,13 @@ def random_subset_mask(key: jax.Array, n: int, m: int) -> jax.Array:
 def subsample(key: jax.Array, rows: dict, m: int) -> dict:
     """``m`` rows drawn uniformly without replacement among the rows of positive weight.
 
-    Gumbel top-k with absent rows scored -inf; the caller guarantees at least
-    ``m`` present rows.  Drawn rows get weight 1.
+    Random top-k with absent rows scored -inf.  Drawn rows get weight 1; if
+    fewer than ``m`` rows are present, the remaining slots are absent rows and
+    keep weight 0.
     """
     scores = jax.random.uniform(key, rows["weight"].shape)
     scores = jnp.where(rows["weight"] > 0, scores, -jnp.inf)
     _, idx = jax.lax.top_k(scores, m)
     out = take(rows, idx)
-    out["weight"] = jnp.ones_like(out["weight"])
+    out["weight"] = (out["weight"] > 0).astype(out["weight"].dtype)
     return out

@@ -140,3 +140,12 @@ def test_tidy_table_has_one_row_per_seed_generation_metric(tmp_path):
     sel = (table["metric"] == "test_error") & (table["seed"] == 5) & (table["generation"] == 2)
     assert table["value"][sel][0] == rec["test_error"][5, 2]
     assert set(table["world.name"]) == {"regression"} and set(table["world.d"]) == {3}
+
+
+def test_a_finished_run_drops_its_state_and_is_not_redone(tmp_path, capsys):
+    run_experiment(small(n_generations=2, progress=True), tmp_path)
+    assert not (tmp_path / checkpoint.STATE).exists()
+    before = (tmp_path / results.RECORDS).stat().st_mtime_ns
+    run_experiment(small(n_generations=2, progress=True), tmp_path)
+    assert "already complete" in capsys.readouterr().err
+    assert (tmp_path / results.RECORDS).stat().st_mtime_ns == before

@@ -12,16 +12,8 @@ import numpy as np
 import pytest
 from engine_mc import assert_every_regime_runs, simulate
 
+from figures.gmm import density  # numpy, independent of the JAX closed form
 from simulator.worlds import gmm
-
-
-def mixture_pdf(x_NxD, w, mu, cov):
-    out = np.zeros(len(x_NxD))
-    for wk, mk, ck in zip(w, mu, cov):
-        diff = x_NxD - mk
-        maha = np.einsum("nd,de,ne->n", diff, np.linalg.inv(ck), diff)
-        out += wk * np.exp(-0.5 * maha) / np.sqrt((2 * np.pi) ** len(mk) * np.linalg.det(ck))
-    return out
 
 
 def test_l2_distance_matches_numerical_integration():
@@ -35,7 +27,7 @@ def test_l2_distance_matches_numerical_integration():
     grid = np.linspace(-9, 9, 451)
     xx, yy = np.meshgrid(grid, grid)
     pts = np.stack([xx.ravel(), yy.ravel()], 1)
-    numeric = np.sum((mixture_pdf(pts, *p) - mixture_pdf(pts, *q)) ** 2) * (grid[1] - grid[0]) ** 2
+    numeric = np.sum((density(pts, *p) - density(pts, *q)) ** 2) * (grid[1] - grid[0]) ** 2
     closed = gmm.l2sq(tuple(map(jnp.asarray, p)), tuple(map(jnp.asarray, q)))
     assert float(closed) == pytest.approx(numeric, rel=1e-6)
     assert float(gmm.l2sq(tuple(map(jnp.asarray, p)), tuple(map(jnp.asarray, p)))) == pytest.approx(0.0, abs=1e-12)

@@ -430,6 +430,19 @@ def next_token_logprobs(cfg: NGramConfig, params: NGramParams,
     return _next_logprobs(cfg, params, window, jnp.full(ctx.shape[:-1], n_avail))
 
 
+def all_next_logprobs(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array) -> jax.Array:
+    """log p(. | x_<i) at every position i of every block, (N, L, V).
+
+    Row i is the distribution ``token_logprobs`` scores x_i under (short-history
+    rule at the block start); it is V times larger, so prefer ``token_logprobs``
+    when only the observed tokens matter.
+    """
+    x_NxL = jnp.asarray(blocks_NxL, jnp.int32)
+    N, L = x_NxL.shape
+    return _next_logprobs(cfg, params, _history(x_NxL, cfg.order - 1),
+                          jnp.broadcast_to(jnp.arange(L), (N, L)))
+
+
 def perplexity(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array,
                weights_N: Optional[jax.Array] = None) -> jax.Array:
     """exp(mean negative log-likelihood per token) over (weighted) blocks.
@@ -463,21 +476,29 @@ def _first_at_least(cum_at, target, n, n_max: int):
     return jnp.minimum(lo, hi)
 
 
+def _running_sum(x: jax.Array, offset: jax.Array, width: int) -> jax.Array:
+    """Running sums along the last axis over runs of at most `width` elements;
+    offset is each element's position in its run. Hillis-Steele: ceil(log2 width)
+    shifted adds, where jnp.cumsum is a quadratic reduce_window on XLA:CPU (slow to
+    run, and very slow to constant-fold when the tables are jit constants)."""
+    n, d = x.shape[-1], 1
+    while d < min(n, width):
+        shifted = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(d, 0)])[..., :n]
+        x = x + jnp.where(offset >= d, shifted, 0.0)
+        d *= 2
+    return x
+
+
 def _running_counts(cfg, table: Table) -> jax.Array:
     """sum_{w' <= w} c_j(h, w') for every table entry, the index of ``_draw_ml``."""
+    V = cfg.vocab_size
     if isinstance(table, DenseCounts):
-        return jnp.cumsum(table.counts_RxV, -1)
-    V, E = cfg.vocab_size, table.keys_E.shape[0]
+        return _running_sum(table.counts_RxV, jnp.arange(V), V)
+    E = table.keys_E.shape[0]
     start_E = _run_starts(table.keys_E // V)
     offset_E = jnp.arange(E) - lax.cummax(jnp.where(start_E, jnp.arange(E), 0))
-    # ceil(log2 V) shifted adds (Hillis-Steele) within each context: sums never mix
-    # contexts, so they stay exact where a global cumsum would not.
-    cum_E = table.counts_E
-    for d in (2**i for i in range(max(1, math.ceil(math.log2(V))))):
-        if d >= E:
-            break
-        cum_E = cum_E + jnp.where(offset_E >= d, jnp.pad(cum_E, (d, 0))[:E], 0.0)
-    return cum_E
+    # sums never mix contexts, so they stay exact where a global cumsum would not
+    return _running_sum(table.counts_E, offset_E, V)
 
 
 def _draw_ml(cfg, table: Table, running, ctx, base, dist, u):
@@ -539,7 +560,8 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
     With temperature None or 1.0 and no top_k, it first picks a mixture
     component of p (module docstring) and then a token from it by bisection,
     which never builds the V-vector. Otherwise it draws from
-    softmax(log p / temperature), over the top_k most likely tokens if set.
+    softmax(log p / temperature), over the top_k most likely tokens if set,
+    which builds the whole V-vector at every step (about 15x slower).
     ``prompts`` (n_blocks, P) or (P,), P <= length, fixes the first P tokens of
     each block; sampling continues from them. n_blocks, length and top_k are
     static; a temperature array (traced) takes the tempered path.

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+import jax
 import jax.numpy as jnp
 
 from simulator.lm import ngram
-from simulator.worlds.text import LanguageModel, load_text, make_text_world, text_fields_valid
+from simulator.worlds.text import LanguageModel, draw_top_k, load_text, make_text_world, text_fields_valid
 
 
 @dataclasses.dataclass
@@ -27,7 +28,9 @@ class Config:
     available as fresh real data.  synthetic_ratio: synthetic blocks per real
     block.  temperature, top_k (0 = off), prompt_len (0 = unprompted): sampling.
     order, smoothing (additive | interpolate | witten_bell), alpha: the model.
-    edit_threshold (p), edit_top_k, edit_temperature (beta): ToEdit's rule.
+    edit_threshold (p), edit_top_k, edit_temperature (beta): ToEdit's rule;
+    edit_drop_below: delete tokens of lower prior probability (0 = off; ToEdit's
+    low_drop_up_revise uses 0.001).
     inspect_blocks: training blocks scored per sequence by the generation-0 model."""
 
     name: str = "ngram"
@@ -46,6 +49,7 @@ class Config:
     edit_threshold: float = 0.99
     edit_top_k: int = 8
     edit_temperature: float = 1.0
+    edit_drop_below: float = 0.0
     inspect_blocks: int = 64
 
     def __post_init__(self):
@@ -83,7 +87,19 @@ def language_model(cfg: Config) -> LanguageModel:
         p = prompts if cfg.prompt_len > 0 else None
         return ngram.sample(mc, params, key, n, W, prompts=p, temperature=temperature, top_k=top_k)
 
-    return LanguageModel(fit, next_logprobs, token_logprobs, sample)
+    def complete(key, params, tokens, n_keep, top_k, beta):
+        """Keep tokens[:, :n_keep]; sample the rest from the model, one position at a time."""
+        N = tokens.shape[0]
+
+        def step(window, t):
+            lp = ngram._next_logprobs(mc, params, window, jnp.full((N,), t))
+            tok = jnp.where(t < n_keep, tokens[:, t], draw_top_k(jax.random.fold_in(key, t), lp, top_k, beta))
+            return (jnp.concatenate([window[:, 1:], tok[:, None]], axis=1) if k1 > 0 else window), tok
+
+        _, tok_WxN = jax.lax.scan(step, jnp.zeros((N, k1), jnp.int32), jnp.arange(W))
+        return tok_WxN.T
+
+    return LanguageModel(fit, next_logprobs, token_logprobs, sample, complete)
 
 
 def make_world(cfg: Config):

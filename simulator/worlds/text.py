@@ -20,7 +20,11 @@ models are measured on the same tokens.
 - token editing (ToEdit, Zhu et al. 2024, Alg. 1): the prior scores every
   token of the base text in one forward pass on the original prefix; a token
   with P(x_i | x_<i) >= ``edit_threshold`` is resampled from the prior's top
-  ``edit_top_k`` tokens at temperature ``edit_temperature``; the others stay.
+  ``edit_top_k`` tokens at temperature ``edit_temperature``; the others stay
+  (:func:`toedit_rule`).  Optionally (``edit_drop_below`` > 0, ToEdit's
+  ``low_drop_up_revise`` uses 0.001) a token with P(x_i | x_<i) <
+  ``edit_drop_below`` is deleted; see :func:`make_text_world` for how a block
+  keeps its static length.
 """
 
 from __future__ import annotations
@@ -45,13 +49,18 @@ class LanguageModel(NamedTuple):
     fit(key, tokens_NxW, weights_N, base) -> params (``base``: None, or the
     generation-0 model to continue from); next_logprobs(params, tokens_NxW) ->
     (N, W-1, V) log p(. | x_<i) for i = 1..W-1; token_logprobs(params,
-    tokens_NxW) -> (N, W-1); sample(key, params, prompts_NxP) -> (N, W).
+    tokens_NxW) -> (N, W-1); sample(key, params, prompts_NxP) -> (N, W);
+    complete(key, params, tokens_NxW, n_keep_N, top_k, beta) -> (N, W): row n
+    keeps its first n_keep_N[n] >= 1 tokens and continues them by ancestral
+    sampling from :func:`draw_top_k` (``top_k`` static), token t with the key
+    ``fold_in(key, t)`` (optional; needed only for deletion in token editing).
     """
 
     fit: Callable
     next_logprobs: Callable
     token_logprobs: Callable
     sample: Callable
+    complete: Optional[Callable] = None
 
 
 @dataclasses.dataclass
@@ -87,6 +96,38 @@ def text_fields_valid(cfg) -> None:
         bad("edit_top_k", cfg.edit_top_k, "need a whole number in [1, vocabulary size 256]")
     if not cfg.edit_temperature > 0:
         bad("edit_temperature", cfg.edit_temperature, "need a number > 0")
+    if not 0.0 <= cfg.edit_drop_below <= cfg.edit_threshold:
+        bad("edit_drop_below", cfg.edit_drop_below,
+            f"need a probability in [0, world.edit_threshold={cfg.edit_threshold}] (0 = no deletion)")
+
+
+def draw_top_k(key, logprobs_xV, top_k: int, beta):
+    """One draw per row from softmax(top-k log-probabilities / beta) (ToEdit's
+    resampling distribution, theory.md §4.2): never a token outside the top k."""
+    top_lp_xK, top_idx_xK = jax.lax.top_k(logprobs_xV, top_k)
+    choice_x = jax.random.categorical(key, top_lp_xK / beta, axis=-1)
+    return jnp.take_along_axis(top_idx_xK, choice_x[..., None], -1)[..., 0]
+
+
+def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta):
+    """ToEdit's edit rule (Zhu et al. 2024, arXiv 2412.14689, §4.1 and Alg. 1).
+
+    ``logprobs_NxLxV[n, i]`` is the prior's log P(. | x_<i) on the original
+    prefix (one forward pass, no autoregressive generation) and
+    ``tokens_NxL[n, i]`` the token x_i it scores.  With p_i = P(x_i | x_<i):
+
+        x'_i = x~_i ~ softmax(top-k log P(. | x_<i) / beta)   if p_i >= threshold
+        x'_i = x_i                                              otherwise.
+
+    ``top_k`` is static, ``threshold`` and ``beta`` may be traced (so p > 1,
+    which selects nothing, and p = 0, which selects every position, need no
+    special case).  Returns ``(edited_NxL, selected_NxL, prob_NxL)``; a selected
+    token may be redrawn as itself, so changed <= selected.
+    """
+    prob_NxL = jnp.exp(jnp.take_along_axis(logprobs_NxLxV, tokens_NxL[..., None], -1)[..., 0])
+    selected_NxL = prob_NxL >= threshold
+    new_NxL = draw_top_k(key, logprobs_NxLxV, top_k, beta)
+    return jnp.where(selected_NxL, new_NxL, tokens_NxL), selected_NxL, prob_NxL
 
 
 @functools.lru_cache(maxsize=8)
@@ -127,6 +168,9 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     syn_weight = (jnp.arange(rows) < M).astype(jnp.float32)
     n_inspect = min(cfg.inspect_blocks, rows)
     threshold, edit_k, beta = cfg.edit_threshold, cfg.edit_top_k, cfg.edit_temperature
+    drop_below = cfg.edit_drop_below
+    if drop_below > 0 and lm.complete is None:
+        raise ValueError(f"world.edit_drop_below={drop_below} needs a model that can continue a block; {name}'s cannot")
 
     def table(tokens, weight):
         return {"tokens": tokens, "weight": weight}
@@ -162,26 +206,46 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         return {"train_seq_ppl_gen0": jnp.exp(-jnp.mean(lp, axis=-1))}
 
     def edit(key, truth, prior, rows_in, eligible):
-        """ToEdit (Zhu et al. 2024, Alg. 1; theory.md §4.2) on every eligible block."""
+        """ToEdit (Zhu et al. 2024, Alg. 1; theory.md §4.2) on every eligible block.
+
+        Position 0 of a block is context only: never scored, edited or deleted.
+        Deletion (``edit_drop_below`` > 0): the tokens of eligible blocks with
+        P(x_i | x_<i) < ``edit_drop_below`` (on the original prefix, like the
+        resampling decision) are removed and the block is closed up over them;
+        the freed tail, as many positions as were deleted, is filled by
+        sampling from the prior given the compacted block before it (the same
+        top-k / temperature draw as the resampling), so every block keeps its W
+        tokens and shapes stay static.  Text is thus never duplicated or taken
+        from another block, at the price of a few prior-sampled tokens at the
+        end of a block that lost tokens.
+        """
         tok = rows_in["tokens"]
         target = tok[:, 1:]
         lp = lm.next_logprobs(prior, tok)  # (N, W-1, V) on the original prefix
-        p = jnp.exp(jnp.take_along_axis(lp, target[..., None], -1)[..., 0])
+        new, sel, p = toedit_rule(key, lp, target, threshold, edit_k, beta)
         present = (rows_in["weight"] > 0)[:, None]
-        selected = (p >= threshold) & eligible[:, None] & present
-        top_lp, top_idx = jax.lax.top_k(lp, edit_k)
-        choice = jax.random.categorical(key, top_lp / beta, axis=-1)
-        new = jnp.take_along_axis(top_idx, choice[..., None], -1)[..., 0]
+        rows_ok = eligible[:, None] & present
+        selected = sel & rows_ok
         edited = jnp.where(selected, new, target)
         n = jnp.maximum(jnp.sum(present) * target.shape[1], 1)
         bins = jnp.clip((p * N_PROB_BINS).astype(jnp.int32), 0, N_PROB_BINS - 1)
         hist = jnp.zeros(N_PROB_BINS).at[bins.reshape(-1)].add(jnp.broadcast_to(present, p.shape).reshape(-1))
+        out = tok.at[:, 1:].set(edited)
+        if drop_below > 0:
+            # p < drop_below <= threshold: a deleted token is never a selected one.
+            deleted = (p < drop_below) & rows_ok
+            keep_NxW = jnp.concatenate([jnp.ones((tok.shape[0], 1), bool), ~deleted], axis=1)
+            dest_NxW = jnp.where(keep_NxW, jnp.cumsum(keep_NxW, axis=1) - 1, W)  # W: dropped
+            compact = jnp.zeros_like(out).at[jnp.arange(tok.shape[0])[:, None], dest_NxW].set(out, mode="drop")
+            out = lm.complete(jax.random.fold_in(key, 1), prior, compact, jnp.sum(keep_NxW, axis=1), edit_k, beta)
+        else:
+            deleted = jnp.zeros_like(selected)
         stats = {
             "selected_share": jnp.sum(selected) / n,
             "changed_share": jnp.sum(selected & (edited != target)) / n,
+            "deleted_share": jnp.sum(deleted) / n,
             "prior_prob_hist": hist / n,
         }
-        out = {**rows_in, "tokens": tok.at[:, 1:].set(edited)}
-        return out, stats
+        return {**rows_in, "tokens": out}, stats
 
     return World(name, rows, init, real, fit, sample, evaluate, edit, inspect)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from simulator.lm import transformer as tf
 from simulator.lm.sample import make_sampler
 from simulator.lm.train import TrainConfig, make_loss, make_train
-from simulator.worlds.text import LanguageModel, load_text, make_text_world, text_fields_valid
+from simulator.worlds.text import LanguageModel, draw_top_k, load_text, make_text_world, text_fields_valid
 
 INITS = ("scratch", "continue")
 
@@ -28,7 +28,9 @@ class Config:
     """Text fields as in the n-gram world (block_len = context + 1).  Model:
     n_layers, d_model, n_heads, dropout.  Training: steps, batch_size, lr,
     warmup, weight_decay, clip; init = scratch | continue (from generation 0).
-    Sampling: temperature, top_k (0 = off), top_p (1 = off), prompt_len."""
+    Sampling: temperature, top_k (0 = off), top_p (1 = off), prompt_len.
+    Token editing: edit_threshold, edit_top_k, edit_temperature, edit_drop_below
+    (0 = no deletion), as in the n-gram world."""
 
     name: str = "transformer"
     corpus: Optional[str] = None
@@ -55,6 +57,7 @@ class Config:
     edit_threshold: float = 0.99
     edit_top_k: int = 8
     edit_temperature: float = 1.0
+    edit_drop_below: float = 0.0
     inspect_blocks: int = 64
 
     def __post_init__(self):
@@ -115,7 +118,26 @@ def language_model(cfg: Config) -> LanguageModel:
     def sample(key, params, prompts):
         return sampler(key, params, prompts, cfg.temperature)
 
-    return LanguageModel(fit, next_logprobs, scores.token_logprobs, sample)
+    def complete(key, params, tokens, n_keep, top_k, beta):
+        """Keep tokens[:, :n_keep]; sample the rest through the key-value cache."""
+        B, W = tokens.shape
+        logits, cache = tf.prefill(mc, params, tokens[:, :1], tf.init_cache(mc, B))
+
+        def choose(t, logits_BxV):
+            lp = jax.nn.log_softmax(logits_BxV.astype(jnp.float32), axis=-1)
+            return jnp.where(t < n_keep, tokens[:, t], draw_top_k(jax.random.fold_in(key, t), lp, top_k, beta))
+
+        def step(carry, t):
+            cache, logits_BxV = carry
+            tok = choose(t, logits_BxV)
+            logits_BxV, cache = tf.decode_step(mc, params, cache, tok, t)
+            return (cache, logits_BxV), tok
+
+        # Position W-1 (possibly = context) is only drawn, never fed.
+        (_, logits_BxV), tok_TxB = jax.lax.scan(step, (cache, logits[:, -1]), jnp.arange(1, W - 1))
+        return jnp.concatenate([tokens[:, :1], tok_TxB.T, choose(W - 1, logits_BxV)[:, None]], axis=1)
+
+    return LanguageModel(fit, next_logprobs, scores.token_logprobs, sample, complete)
 
 
 def make_world(cfg: Config):

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator.lm.ngram import (DenseCounts, NGramConfig, fit, next_token_logprobs,
-                                ngram_count, perplexity, sample, token_logprobs)
+from simulator.lm.ngram import (DenseCounts, NGramConfig, all_next_logprobs, fit,
+                                next_token_logprobs, ngram_count, perplexity, sample,
+                                token_logprobs)
 
 jfit = jax.jit(fit, static_argnums=0)
 jtoken_logprobs = jax.jit(token_logprobs, static_argnums=0)
@@ -233,6 +234,9 @@ def test_additive_matches_numpy_hand_computation():
 def test_token_logprobs_agree_with_next_token_logprobs():
     params = jfit(WB, BLOCKS_NxL, WEIGHTS_N)
     lp_NxL = jtoken_logprobs(WB, params, TEST_NxL)
+    every_NxLxV = jax.jit(all_next_logprobs, static_argnums=0)(WB, params, TEST_NxL)
+    np.testing.assert_allclose(np.take_along_axis(every_NxLxV, TEST_NxL[..., None], -1)[..., 0],
+                               lp_NxL, rtol=1e-5)
     for i in range(TEST_NxL.shape[1]):
         ctx = TEST_NxL[:, max(0, i - 2):i]  # contexts of 0, 1, then k - 1 = 2 tokens
         nt = jnext_logprobs(WB, params, ctx)
