@@ -49,6 +49,7 @@ class RunConfig:
     progress: bool = True
     figure: bool = True
     out_dir: Optional[str] = None
+    distributed: bool = False
     experiment: str = ""
     record_blocks: int = 0
     record_train_loss: bool = False

@@ -106,6 +106,21 @@ def _first_bad(records: dict, g0: int):
     return None
 
 
+def to_host(tree):
+    """Numpy copies of (possibly multi-host sharded) arrays, gathered on every process."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def _save_checkpoint(out_dir, key, generation, carry, records) -> None:
+    carry = to_host(carry)  # every process joins the gather; process 0 writes
+    if jax.process_index() == 0:
+        checkpoint.save(out_dir, key, generation, carry, records)
+
+
 def _concat(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
 
@@ -119,6 +134,8 @@ def run_experiment(config, out_dir) -> Path:
     run = config.run
     out_dir = Path(out_dir)
     set_precision(run.precision)
+    if run.distributed and not jax.distributed.is_initialized():
+        jax.distributed.initialize()
     world = make_world(config.world)
     if run.record_blocks or run.record_train_loss:
         from experiments.lm_records import with_records
@@ -155,12 +172,12 @@ def run_experiment(config, out_dir) -> Path:
             print(f"[collapse-sim] {label}: resuming from generation {done} ({out_dir})", file=sys.stderr, flush=True)
     else:
         carry, rec0 = first(keys)
-        parts = [{k: np.asarray(v)[:, None] for k, v in rec0.items()}]
+        parts = [{k: v[:, None] for k, v in to_host(rec0).items()}]
         done = 0
         bad = _first_bad(parts[0], 0)
         if bad:
             raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
-        checkpoint.save(out_dir, key, 0, carry, parts[0])
+        _save_checkpoint(out_dir, key, 0, carry, parts[0])
     t_first = time.perf_counter() - t0
 
     step = run.chunk_generations or G
@@ -171,7 +188,7 @@ def run_experiment(config, out_dir) -> Path:
             n = min(step, G - done)
             t = time.perf_counter()
             carry, recs = chunk(carry, keys, jnp.arange(done + 1, done + n + 1, dtype=jnp.int32))
-            recs = {k: np.asarray(v) for k, v in recs.items()}  # (S, n) per record
+            recs = to_host(recs)  # (S, n) per record
             bad = _first_bad(recs, done + 1)
             if bad:
                 name, g, seeds = bad
@@ -182,7 +199,7 @@ def run_experiment(config, out_dir) -> Path:
                 )
             parts.append(recs)
             done += n
-            checkpoint.save(out_dir, key, done, carry, _concat(parts))
+            _save_checkpoint(out_dir, key, done, carry, _concat(parts))
             dt = time.perf_counter() - t
             t_sim += dt
             progress.update(done, n, dt)
@@ -206,6 +223,7 @@ def run_experiment(config, out_dir) -> Path:
         "versions": versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = results.save(out_dir, records, meta)
-    checkpoint.mark_complete(out_dir, key, G)
-    return path
+    if jax.process_index() == 0:  # one writer when a run spans several hosts
+        results.save(out_dir, records, meta)
+        checkpoint.mark_complete(out_dir, key, G)
+    return out_dir

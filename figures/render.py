@@ -19,6 +19,16 @@ FIGURES = {
     "gaussian": ("figures.gaussian", "figures.kazdan"),
     "gmm": ("figures.gmm",),
     "categorical": ("figures.categorical",),
+    **{
+        world: (
+            "figures.lm_collapse",
+            "figures.lm_ppl_histograms",
+            "figures.synthetic_proportion",
+            "figures.ngram_diagnostics",
+            "figures.toedit_iterative",
+        )
+        for world in ("ngram", "transformer")
+    },
 }
 
 

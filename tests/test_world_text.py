@@ -143,7 +143,7 @@ def test_threshold_above_one_changes_nothing_and_zero_selects_every_position(exa
 
 def test_deletion_removes_exactly_the_improbable_tokens_and_refills_from_the_prior(exact):
     _, _, rows, prior, P = exact
-    cfg = dataclasses.replace(EXACT, edit_threshold=0.9, edit_drop_below=0.2)
+    cfg = dataclasses.replace(EXACT, edit_threshold=0.6, edit_drop_below=0.2)
     world = ngram.make_world(cfg)
     tok = np.asarray(rows["tokens"])
     N, W = tok.shape

@@ -56,8 +56,8 @@ a context-hashed (C, V) table costs C V floats and silently merges contexts
 unless C is well above the number of distinct contexts (C = 2^16 is again
 64 MiB). The sparse table is exact and costs 4 x 4 bytes per window (126 KiB
 for 64 blocks x 128 tokens), paid for with a binary search per lookup. For
-V = 256, k = 3 and 64 x 128 training blocks one seed's tables take 386 KiB
-(dense bigram 258 KiB, sparse trigram 126 KiB, unigram 3 KiB). ``sample``
+V = 256, k = 3 and 64 x 128 training blocks one seed's tables take 385 KiB
+(dense bigram 258 KiB, sparse trigram 126 KiB, unigram 1 KiB). ``sample``
 adds running sums of the same size while it runs.
 
 Weights: ``fit`` takes one weight per block and counts the block's n-grams

@@ -75,9 +75,7 @@ def language_model(cfg: Config) -> LanguageModel:
         return ngram.fit(mc, tokens, weights)
 
     def next_logprobs(params, tokens):
-        hist = ngram._history(tokens, k1)[:, 1:]
-        n_avail = jnp.broadcast_to(jnp.arange(1, W), hist.shape[:2])
-        return ngram._next_logprobs(mc, params, hist, n_avail)
+        return ngram.all_next_logprobs(mc, params, tokens)[:, 1:]
 
     def token_logprobs(params, tokens):
         return ngram.token_logprobs(mc, params, tokens)[:, 1:]

@@ -1,0 +1,86 @@
+"""Iterative collapse of a language model: real-test perplexity per generation, one line per regime.
+
+Mean over seeds with its 95% band (Shumailov et al. 2024, Nature 631:755, Fig. 1a; Gerstgrasser
+et al. 2024; ToEdit, Zhu et al. 2024).  Perplexity is per byte (the tokens are bytes) on the
+held-out test blocks, the same for every generation, regime and seed; generation 0 is fitted on
+the real text.  Right: the ratio of the last to the first generation's perplexity per seed, mean
+and 95% interval.  A markdown table of the numbers is written alongside.  Draws the runs of
+experiment=lm_collapse (and text-world runs made by no experiment config).
+
+    python -m figures.lm_collapse RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures import lm_runs, style
+
+STEM = "lm_collapse"
+
+
+def ratio_band(ppl_SxG: np.ndarray):
+    """Mean and 95% half-width over seeds of ppl[last] / ppl[0]."""
+    return style.mean_band(ppl_SxG[:, -1] / ppl_SxG[:, 0])
+
+
+def table(runs) -> str:
+    lines = [
+        "| regime | seeds | generations | test ppl, generation 0 | test ppl, last generation | last / first (95% CI) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rec, meta in runs:
+        ppl = rec["test_ppl"]
+        m0, h0 = style.mean_band(ppl[:, 0])
+        m1, h1 = style.mean_band(ppl[:, -1])
+        r, hr = ratio_band(ppl)
+        lines.append(
+            f"| {lm_runs.label(meta)} | {ppl.shape[0]} | {ppl.shape[1] - 1} | {m0:.3f} ± {h0:.3f} | {m1:.3f} ± {h1:.3f} | "
+            f"{r:.3f} ({r - hr:.3f}–{r + hr:.3f}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in lm_runs.select(run_dirs, ("lm_collapse", "")) if "test_ppl" in r[0]]
+    if not runs:
+        return []
+    with plt.rc_context(style.RC):
+        fig, (ax, axr) = plt.subplots(1, 2, figsize=(7.2, 3.0), gridspec_kw={"width_ratios": [2.2, 1]})
+        for i, (rec, meta) in enumerate(runs):
+            ppl = rec["test_ppl"]
+            g = np.arange(ppl.shape[1])
+            m, half = style.mean_band(ppl)
+            st = style.series(i)
+            ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
+            ax.plot(g, m, **st, label=lm_runs.label(meta))
+            r, hr = ratio_band(ppl)
+            axr.errorbar([r], [i], xerr=[hr], color=st["color"], marker=st["marker"], capsize=2, linestyle="none")
+        axr.axvline(1.0, color="0.5", linewidth=0.8, linestyle=":")
+        axr.set_yticks(range(len(runs)))
+        axr.set_yticklabels([lm_runs.label(m).split(" (")[0] for _, m in runs])
+        axr.invert_yaxis()
+        G = runs[0][0]["test_ppl"].shape[1] - 1
+        axr.set_xlabel(f"test perplexity ratio, generation {G} / generation 0")
+        ax.set_xlabel("generation (0 = trained on real text)")
+        ax.set_ylabel("real-test perplexity (per byte)")
+        S = runs[0][0]["test_ppl"].shape[0]
+        ax.set_title(f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band", loc="left")
+        ax.legend(frameon=False, loc="upper left")
+        ax.set_xlim(left=0)
+        paths = style.save(fig, out_dir, STEM)
+    md = Path(out_dir) / f"{STEM}.md"
+    md.write_text(f"# Iterative collapse: {lm_runs.world_label(runs[0][1])}\n\n" + table(runs))
+    return paths + [md]
+
+
+def main(argv=None) -> None:
+    lm_runs.cli(plot, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Shared by the language-model figures: which runs a figure draws, and how it names them.
+
+A run made by an LM experiment config carries the experiment's name in ``run.experiment``
+(experiments/conf/experiment/lm_*.yaml, ngram_diagnostics.yaml, ...); a figure draws the runs of
+its own experiment and returns [] when there are none.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simulator import results
+
+TEXT_WORLDS = ("ngram", "transformer")
+ORDER = ("replace", "mix", "accumulate", "accumulate_subsample", "token_edit")
+
+
+def experiment_of(meta: dict) -> str:
+    return meta["config"]["run"].get("experiment", "") or ""
+
+
+def select(run_dirs, experiments) -> list:
+    """(records, meta) of the text-world runs in ``run_dirs`` made by one of ``experiments``
+    ("" = a run made by no experiment config), in a fixed order of variants."""
+    out = []
+    for d in run_dirs:
+        rec, meta = results.load(d)
+        if meta["config"]["world"]["name"] in TEXT_WORLDS and experiment_of(meta) in experiments:
+            out.append((rec, meta))
+    out.sort(key=lambda r: sort_key(r[1]))
+    return out
+
+
+def sort_key(meta: dict):
+    r = meta["config"]["regime"]
+    name = r["name"]
+    return (ORDER.index(name) if name in ORDER else len(ORDER), r.get("prior", ""), -meta["config"]["world"].get("edit_threshold", 0), label(meta))
+
+
+def label(meta: dict) -> str:
+    """A variant's legend label from its regime (and the world's edit threshold)."""
+    r, w = meta["config"]["regime"], meta["config"]["world"]
+    name = r["name"]
+    if name == "mix":
+        redrawn = ", redrawn" if r["real_source"] == "original" and r["resample_real"] else ""
+        return f"mix ({r['real_fraction']:.0%} {r['real_source']} real{redrawn})"
+    if name == "token_edit":
+        prior = "generation-0 prior" if r.get("prior") == "generation0" else "prior = model n−1"
+        sched = "" if r["schedule"] == "full" else f", {r['schedule']} rows"
+        return f"token edit (p ≥ {w['edit_threshold']:g}, {prior}{sched})"
+    return name
+
+
+def world_label(meta: dict) -> str:
+    w = meta["config"]["world"]
+    corpus = "Shakespeare" if not w.get("corpus") else Path(w["corpus"]).name
+    if w["name"] == "ngram":
+        model = f"byte {w['order']}-gram ({w['smoothing'].replace('_', '-')})"
+    else:
+        model = f"byte transformer ({w['n_layers']}×{w['d_model']}, {w['steps']} steps, {w['init']})"
+    return f"{model}, {w['train_blocks']}×{w['block_len']} B of {corpus}"
+
+
+def cli(plot, doc: str, argv=None) -> None:
+    """The command line every LM figure shares: RESULTS_PATH [...] [--out DIR]."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
+    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
+    args = parser.parse_args(argv)
+    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
+    paths = plot(run_dirs, args.out or args.paths[0])
+    if not paths:
+        raise SystemExit(f"no runs of this figure's experiment under {', '.join(args.paths)}")
+    for p in paths:
+        print(p)

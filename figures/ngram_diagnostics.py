@@ -1,0 +1,197 @@
+"""Real against synthetic against token-edited text: n-gram diagnostics (ToEdit §3.2, App. G.5).
+
+From the training text each generation recorded (``train_tokens``, experiment=ngram_diagnostics;
+positions 1..W-1 of each block, the scored ones), with simulator/diagnostics.py:
+
+(a) "feature over-concentration" (ToEdit Fig. 11): bi-grams hashed into 10,000 buckets; each
+    text's bucket shares sorted from the largest, seed 0; the legend gives the KL divergence
+    KL(real || text) and total variation to the real text's histogram, mean over seeds;
+(b) the real text's 20 most frequent bi-grams and their frequency in each text (ToEdit Figs. 12-13),
+    pooled over seeds;
+(c) survival (Shumailov et al. 2024, "tails disappear first"): the share of the real text's rare
+    byte types and rare bi-grams (count at most the 25% quantile of the real counts) that still
+    occur in generation g's text of the same size, and of all its bi-grams, mean over seeds;
+(d) the prior's token probabilities on the real text in ten bins (ToEdit Table 6 / Fig. 5,
+    U-shaped for Llama-scale priors), from the token-editing run's ``prior_prob_hist`` at
+    generation 1, beside ToEdit's Table 6.
+
+A markdown table of every measure per generation (KL, TV, distinct-1/2/3, type-token ratio,
+unigram entropy, Zipf exponents, survival of bytes, bi-grams and words) is written alongside.
+
+    python -m figures.ngram_diagnostics RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures import lm_runs, style
+from simulator import diagnostics as D
+
+STEM = "ngram_diagnostics"
+RARE_Q = 0.25
+TOP_K = 20
+# ToEdit Table 6 (theory.md §4.2): share of tokens per prior-probability bin [0, 0.1), ..., [0.9, 1].
+TOEDIT_TABLE6 = np.array([34.7, 8.1, 5.4, 4.4, 3.8, 3.6, 3.7, 4.0, 5.2, 27.1])
+
+
+def texts(rec) -> np.ndarray:
+    """(S, G+1, n, W-1): the scored positions of the recorded training blocks."""
+    return rec["train_tokens"][..., 1:]
+
+
+def measures(real: np.ndarray, text: np.ndarray, words: bool = True) -> dict:
+    """Every diagnostic of one text against the real text of the same seed."""
+    out = {}
+    for n, name in ((1, "uni"), (2, "bi")):
+        p, q = D.hashed_histogram(real, n), D.hashed_histogram(text, n)
+        out[f"KL_{name}"] = D.kl_divergence(p, q)
+        out[f"TV_{name}"] = D.total_variation(p, q)
+    for n in (1, 2, 3):
+        out[f"distinct_{n}"] = D.distinct_n(text, n)
+    out["TTR"] = D.type_token_ratio(text)
+    out["entropy"] = D.entropy(text)
+    out["zipf_bytes"] = D.zipf_fit(text).exponent
+    s1, s2 = D.survival(real, text, 1, RARE_Q), D.survival(real, text, 2, RARE_Q)
+    out |= {"types_all": s1.all, "types_rare": s1.rare, "bigrams_all": s2.all, "bigrams_rare": s2.rare}
+    if words:
+        (rw, w), V = D.to_words(real, text)
+        sw = D.survival(rw, w, 1, RARE_Q, vocab_size=V)
+        out |= {"words_all": sw.all, "words_rare": sw.rare, "zipf_words": D.zipf_fit(w, vocab_size=V).exponent}
+    return out
+
+
+def all_measures(rec) -> dict:
+    """name -> (S, G+1) array of every measure for one run."""
+    X = texts(rec)
+    S, G1 = X.shape[:2]
+    rows = [[measures(X[s, 0], X[s, g]) for g in range(G1)] for s in range(S)]
+    return {k: np.array([[rows[s][g][k] for g in range(G1)] for s in range(S)]) for k in rows[0][0]}
+
+
+COLUMNS = [
+    ("KL_bi", "KL bi (nats)", "{:.3f}"), ("TV_bi", "TV bi", "{:.3f}"), ("KL_uni", "KL uni (nats)", "{:.4f}"),
+    ("TV_uni", "TV uni", "{:.3f}"), ("distinct_1", "distinct-1", "{:.4f}"), ("distinct_2", "distinct-2", "{:.4f}"),
+    ("distinct_3", "distinct-3", "{:.4f}"), ("TTR", "TTR", "{:.4f}"), ("entropy", "unigram entropy (nats)", "{:.4f}"),
+    ("zipf_bytes", "Zipf s (bytes)", "{:.3f}"), ("zipf_words", "Zipf s (words)", "{:.3f}"),
+    ("types_all", "byte types kept", "{:.3f}"), ("types_rare", "rare byte types kept", "{:.3f}"),
+    ("bigrams_all", "bi-grams kept", "{:.3f}"), ("bigrams_rare", "rare bi-grams kept", "{:.3f}"),
+    ("words_all", "words kept", "{:.3f}"), ("words_rare", "rare words kept", "{:.3f}"),
+]
+
+
+def table(runs, ms) -> str:
+    head = " | ".join(c[1] for c in COLUMNS)
+    lines = [f"| text | generation | {head} |", "|---|---|" + "---|" * len(COLUMNS)]
+    for (rec, meta), m in zip(runs, ms):
+        G1 = m["TTR"].shape[1]
+        for g in range(G1):
+            name = "real" if g == 0 else lm_runs.label(meta)
+            if g == 0 and (rec, meta) is not runs[0]:
+                continue
+            cells = " | ".join(fmt.format(m[k][:, g].mean()) for k, _, fmt in COLUMNS)
+            lines.append(f"| {name} | {g} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in lm_runs.select(run_dirs, ("ngram_diagnostics",)) if "train_tokens" in r[0]]
+    if not runs:
+        return []
+    ms = [all_measures(rec) for rec, _ in runs]
+    X0 = texts(runs[0][0])
+    S, G1 = X0.shape[:2]
+    G = G1 - 1
+    real_all = X0[:, 0].reshape(-1, X0.shape[-1])
+    with plt.rc_context(style.RC):
+        fig, axes = plt.subplots(2, 2, figsize=(7.6, 6.4))
+        (ax_h, ax_t), (ax_s, ax_p) = axes
+
+        # (a) sorted hashed bi-gram bucket shares
+        real_h = np.sort(D.hashed_histogram(X0[0, 0], 2))[::-1]
+        k = np.arange(1, real_h.size + 1)
+        ax_h.loglog(k, np.where(real_h > 0, real_h, np.nan), color="0.55", linewidth=2.2, label="real text (generation 0)")
+        for i, ((rec, meta), m) in enumerate(zip(runs, ms)):
+            st = style.series(i + 1)
+            h = np.sort(D.hashed_histogram(texts(rec)[0, G], 2))[::-1]
+            ax_h.loglog(k, np.where(h > 0, h, np.nan), color=st["color"], linestyle=st["linestyle"],
+                        label=f"{lm_runs.label(meta)}, gen {G}: KL {m['KL_bi'][:, G].mean():.3f}, TV {m['TV_bi'][:, G].mean():.3f}")
+        ax_h.set_xlabel("bucket rank (10,000 hashed bi-gram buckets)")
+        ax_h.set_ylabel("share of bi-grams in the bucket")
+        ax_h.set_title("(a) hashed bi-gram features, sorted", loc="left")
+        ax_h.legend(frameon=False, loc="lower left", fontsize=6.5)
+
+        # (b) top-K real bi-grams: real against each text at generation G
+        top = D.top_k(real_all, 2, TOP_K)
+        y = np.arange(TOP_K)
+        n_bars = 1 + len(runs)
+        hgt = 0.8 / n_bars
+        hatches = [None, "////", "....", "xxxx", "\\\\\\\\"]
+        ax_t.barh(y - 0.4 + hgt / 2, 100 * top.shares, height=hgt, color="0.6", label="real (generation 0)")
+        for i, (rec, meta) in enumerate(runs):
+            st = style.series(i + 1)
+            txt = texts(rec)[:, G].reshape(-1, X0.shape[-1])
+            ax_t.barh(y - 0.4 + hgt * (i + 1.5), 100 * D.shares_of(txt, top.codes, 2), height=hgt, color="white",
+                      edgecolor=st["color"], hatch=hatches[(i + 1) % len(hatches)], linewidth=0.6,
+                      label=f"{lm_runs.label(meta).split(' (')[0]}, gen {G}")
+        ax_t.set_yticks(y)
+        ax_t.set_yticklabels([D.label(c, 2) for c in top.codes], fontfamily="monospace", fontsize=7)
+        ax_t.invert_yaxis()
+        ax_t.set_xlabel("frequency among all bi-grams (%)")
+        ax_t.set_title(f"(b) the real text's top {TOP_K} bi-grams (␣ space, ⏎ newline)", loc="left")
+        ax_t.legend(frameon=False, loc="lower right", fontsize=6.5)
+
+        # (c) survival over generations
+        g = np.arange(G1)
+        for i, ((rec, meta), m) in enumerate(zip(runs, ms)):
+            st = style.series(i + 1)
+            name = lm_runs.label(meta).split(" (")[0]
+            for key, ls, what in (("types_rare", "-", "rare byte types"), ("bigrams_rare", "--", "rare bi-grams"),
+                                  ("bigrams_all", ":", "all bi-grams")):
+                mu, half = style.mean_band(m[key])
+                ax_s.plot(g, mu, color=st["color"], marker=st["marker"], linestyle=ls, label=f"{name}: {what}")
+        ax_s.set_ylim(0, 1.03)
+        ax_s.set_xlabel("generation")
+        ax_s.set_ylabel("share of the real text's types still present")
+        ax_s.set_title(f"(c) survival (rare: count ≤ the {RARE_Q:.0%} quantile)", loc="left")
+        ax_s.legend(frameon=False, loc="lower left", fontsize=6.5, ncol=1)
+
+        # (d) the prior's token-probability histogram on the real text
+        edits = [(rec, meta) for rec, meta in runs if "prior_prob_hist" in rec]
+        centers = np.arange(10)
+        ax_p.bar(centers + 0.2, TOEDIT_TABLE6, width=0.4, color="white", edgecolor="0.3", hatch="////", linewidth=0.6,
+                 label="ToEdit Table 6 (prior on a biomedicine corpus)")
+        if edits:
+            rec, meta = edits[0]
+            hist = 100 * rec["prior_prob_hist"][:, 1].mean(0)
+            prior = "generation-0 model" if meta["config"]["regime"].get("prior") == "generation0" else "model 0 (= model n−1 at n=1)"
+            ax_p.bar(centers - 0.2, hist, width=0.4, color="0.25", label=f"{prior} on the real training text")
+        ax_p.set_xticks(centers)
+        ax_p.set_xticklabels([f"{b / 10:.1f}" for b in range(10)], fontsize=7)
+        ax_p.set_xlabel("prior probability of the token, bin start (bins of width 0.1)")
+        ax_p.set_ylabel("share of tokens (%)")
+        ax_p.set_title("(d) token probabilities under the prior", loc="left")
+        ax_p.legend(frameon=False, loc="upper center", fontsize=6.5)
+
+        fig.suptitle(f"{lm_runs.world_label(runs[0][1])}; {S} seeds, {X0.shape[2]} blocks per generation", x=0.01, ha="left", fontsize=8)
+        fig.tight_layout()
+        paths = style.save(fig, out_dir, STEM)
+    md = Path(out_dir) / f"{STEM}.md"
+    md.write_text(
+        f"# n-gram diagnostics: {lm_runs.world_label(runs[0][1])}\n\nMeans over {S} seeds; every measure against the "
+        f"real text (generation 0) of the same seed, {X0.shape[2]} blocks of {X0.shape[3]} scored bytes per text; "
+        f"rare = count at most the {RARE_Q:.0%} quantile of the real counts.\n\n" + table(runs, ms)
+    )
+    return paths + [md]
+
+
+def main(argv=None) -> None:
+    lm_runs.cli(plot, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Real-test perplexity and training loss against the share of synthetic text (ToEdit §3.1).
+
+ToEdit (Zhu et al. 2024, arXiv 2412.14689), Table 1 and Fig. 7: a student trained from scratch at
+a fixed token budget on a share alpha of real text and 1 - alpha of a fixed teacher's text.  Here
+the teacher is the generation-0 model and the student generation 1 of regime mix with the real
+rows kept fixed (experiments/conf/experiment/synthetic_proportion.yaml).  Left: the student's
+real-test perplexity (per byte) against the synthetic share 1 - alpha, mean over seeds with 95%
+intervals, and the teacher's as a dotted line.  Right: the student's mean loss on its own
+training set (nats per byte).  The paper: test perplexity rises with the synthetic share, with a
+jump at 100%, while the training loss falls.  A markdown table is written alongside.
+
+    python -m figures.synthetic_proportion RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures import lm_runs, style
+
+STEM = "synthetic_proportion"
+
+
+def points(runs):
+    """Sorted by synthetic share: (share, test ppl (S,), train loss (S,) or None, teacher ppl (S,))."""
+    out = []
+    for rec, meta in runs:
+        share = 1.0 - meta["config"]["regime"]["real_fraction"]
+        loss = rec["train_loss"][:, 1] if "train_loss" in rec else None
+        out.append((share, rec["test_ppl"][:, 1], loss, rec["test_ppl"][:, 0]))
+    return sorted(out, key=lambda p: p[0])
+
+
+def table(pts) -> str:
+    lines = [
+        "| synthetic share | real share | seeds | student real-test ppl | student training loss (nats/byte) | teacher real-test ppl |",
+        "|---|---|---|---|---|---|",
+    ]
+    for share, ppl, loss, teacher in pts:
+        m, h = style.mean_band(ppl)
+        lt = "–" if loss is None else "{:.4f} ± {:.4f}".format(*style.mean_band(loss))
+        mt, ht = style.mean_band(teacher)
+        lines.append(f"| {share:.0%} | {1 - share:.0%} | {ppl.size} | {m:.3f} ± {h:.3f} | {lt} | {mt:.3f} ± {ht:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    runs = [
+        r for r in lm_runs.select(run_dirs, ("synthetic_proportion",))
+        if r[1]["config"]["regime"]["name"] == "mix" and r[0]["test_ppl"].shape[1] >= 2
+    ]
+    if not runs:
+        return []
+    pts = points(runs)
+    x = np.array([100 * p[0] for p in pts])
+    with plt.rc_context(style.RC):
+        fig, (ax, axl) = plt.subplots(1, 2, figsize=(7.0, 2.9))
+        st = style.series(0)
+        m = np.array([style.mean_band(p[1]) for p in pts])
+        ax.errorbar(x, m[:, 0], yerr=m[:, 1], **st, capsize=2, label="student (generation 1)")
+        teacher = np.concatenate([p[3] for p in pts])
+        ax.axhline(teacher.mean(), color="0.4", linestyle=":", linewidth=1.0, label="teacher (generation 0, real text)")
+        ax.set_xlabel("synthetic share of the training text, 1 − α (%)")
+        ax.set_ylabel("real-test perplexity (per byte)")
+        ax.set_xticks(x)
+        ax.legend(frameon=False, loc="upper left")
+        ax.set_title(lm_runs.world_label(runs[0][1]), loc="left", fontsize=8)
+        if all(p[2] is not None for p in pts):
+            lm = np.array([style.mean_band(p[2]) for p in pts])
+            st1 = style.series(1)
+            axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st1, capsize=2, label="student, on its own training text")
+            axl.set_ylabel("training loss (nats per byte)")
+            axl.legend(frameon=False, loc="upper right")
+        else:
+            axl.text(0.5, 0.5, "no train_loss record\n(run.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
+        axl.set_xlabel("synthetic share of the training text, 1 − α (%)")
+        axl.set_xticks(x)
+        S = pts[0][1].size
+        axl.set_title(f"mean of {S} seeds, 95% intervals", loc="left", fontsize=8)
+        paths = style.save(fig, out_dir, STEM)
+    md = Path(out_dir) / f"{STEM}.md"
+    md.write_text(f"# Synthetic share at a fixed token budget: {lm_runs.world_label(runs[0][1])}\n\n" + table(pts))
+    return paths + [md]
+
+
+def main(argv=None) -> None:
+    lm_runs.cli(plot, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

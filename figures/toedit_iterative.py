@@ -1,0 +1,90 @@
+"""Token editing repeated over generations against replace (ToEdit Table 16).
+
+Left: real-test perplexity (per byte) per generation, mean over seeds with its 95% band, for
+replace and each token-editing variant (ToEdit, Zhu et al. 2024, Alg. 1: the prior resamples the
+tokens it gives probability >= p).  Right: the share of all training tokens the prior selected
+(probability >= p, solid) and the share it actually changed (a selected token may be redrawn as
+itself, dashed), per generation, on a log scale.  A markdown table is written alongside.  Draws
+the runs of experiment=toedit_iterative.
+
+    python -m figures.toedit_iterative RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures import lm_runs, style
+
+STEM = "toedit_iterative"
+
+
+def table(runs) -> str:
+    lines = [
+        "| variant | seeds | test ppl, gen 0 | test ppl, last gen | last / first | selected share (gens 1..G) | changed share (gens 1..G) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rec, meta in runs:
+        ppl = rec["test_ppl"]
+        r, hr = style.mean_band(ppl[:, -1] / ppl[:, 0])
+        sel = chg = "–"
+        if "selected_share" in rec:
+            sel = ", ".join(f"{100 * v:.2f}%" for v in rec["selected_share"][:, 1:].mean(0))
+            chg = ", ".join(f"{100 * v:.3f}%" for v in rec["changed_share"][:, 1:].mean(0))
+        lines.append(
+            f"| {lm_runs.label(meta)} | {ppl.shape[0]} | {ppl[:, 0].mean():.3f} | {ppl[:, -1].mean():.3f} | "
+            f"{r:.3f} ± {hr:.3f} | {sel} | {chg} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(run_dirs, out_dir) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in lm_runs.select(run_dirs, ("toedit_iterative",)) if "test_ppl" in r[0]]
+    if not runs:
+        return []
+    with plt.rc_context(style.RC):
+        fig, (ax, axs) = plt.subplots(1, 2, figsize=(7.4, 3.0), gridspec_kw={"width_ratios": [1.4, 1]})
+        for i, (rec, meta) in enumerate(runs):
+            st = style.series(i)
+            ppl = rec["test_ppl"]
+            g = np.arange(ppl.shape[1])
+            m, half = style.mean_band(ppl)
+            ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
+            ax.plot(g, m, **st, label=lm_runs.label(meta))
+            if "selected_share" in rec:
+                sel = 100 * rec["selected_share"][:, 1:].mean(0)
+                chg = 100 * rec["changed_share"][:, 1:].mean(0)
+                gg = g[1:]
+                # a share of exactly 0 cannot sit on a log axis: drawn at the floor, marked hollow
+                floor = 1e-3
+                axs.plot(gg, np.maximum(sel, floor), color=st["color"], marker=st["marker"], linestyle="-")
+                axs.plot(gg, np.maximum(chg, floor), color=st["color"], marker=st["marker"], linestyle="--", markerfacecolor="white")
+        axs.plot([], [], color="0.3", linestyle="-", label="selected (prior prob. ≥ p)")
+        axs.plot([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="white", label="changed")
+        axs.set_yscale("log")
+        axs.set_ylim(bottom=8e-4)
+        axs.set_xlabel("generation (edit round)")
+        axs.set_ylabel("share of training tokens (%), 0 drawn at 0.001")
+        axs.legend(frameon=False, loc="lower left")
+        ax.set_xlabel("generation (0 = trained on real text)")
+        ax.set_ylabel("real-test perplexity (per byte)")
+        ax.set_xlim(left=0)
+        S = runs[0][0]["test_ppl"].shape[0]
+        ax.set_title(f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band", loc="left", fontsize=8)
+        ax.legend(frameon=False, loc="upper left")
+        paths = style.save(fig, out_dir, STEM)
+    md = Path(out_dir) / f"{STEM}.md"
+    md.write_text(f"# Iterative token editing: {lm_runs.world_label(runs[0][1])}\n\n" + table(runs))
+    return paths + [md]
+
+
+def main(argv=None) -> None:
+    lm_runs.cli(plot, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()
