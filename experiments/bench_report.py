@@ -245,7 +245,11 @@ def plot_scaling(report: dict, out: Path) -> None:
     for ax in list(axes.flat)[len(workloads) + 1 :]:
         ax.axis("off")
     mach = report["machine"]
-    fig.suptitle(f"collapse-sim throughput, {mach['cpu']} ({mach['cores']} cores, {mach['jax_backend']}), {mach['date'][:10]}", fontsize=10)
+    fig.suptitle(
+        f"collapse-sim throughput, {mach['cpu']} ({mach['cores']} cores, {mach['jax_backend']}), {mach['date'][:10]}, "
+        f"load average {mach['loadavg_start'][0]:.1f} at start (float64, G = {report['settings']['generations']})",
+        fontsize=10,
+    )
     fig.tight_layout()
     for ext in ("png", "pdf"):
         fig.savefig(out / f"scaling.{ext}", dpi=150)

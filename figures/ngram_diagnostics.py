@@ -142,7 +142,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax_t.set_yticklabels([D.label(c, 2) for c in top.codes], fontfamily="monospace", fontsize=7)
         ax_t.invert_yaxis()
         ax_t.set_xlabel("frequency among all bi-grams (%)")
-        ax_t.set_title(f"(b) the real text's top {TOP_K} bi-grams (␣ space, ⏎ newline)", loc="left")
+        ax_t.set_title(f"(b) the real text's top {TOP_K} bi-grams (␣ space, ↵ newline)", loc="left")
         ax_t.legend(frameon=False, loc="lower right", fontsize=6.5)
 
         # (c) survival over generations

@@ -310,13 +310,13 @@ def to_words(*texts, separators=(9, 10, 32)) -> tuple:
 
 
 def label(code: int, n: int, vocab_size: int = 256) -> str:
-    """A printable label of a byte n-gram: ␣ for space, ⏎ for newline, \\xNN for other
+    """A printable label of a byte n-gram: ␣ for space, ↵ for newline, \\xNN for other
     non-printable bytes."""
     def one(t):
         if t == 32:
             return "␣"
         if t == 10:
-            return "⏎"
+            return "↵"
         return chr(t) if 33 <= t < 127 else f"\\x{t:02x}"
 
     return "".join(one(t) for t in decode(code, n, vocab_size))

@@ -3,6 +3,7 @@ the saved results; the extra records (experiments/lm_records.py) are what the en
 
 import itertools
 
+import jax
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
@@ -30,15 +31,11 @@ TINY = [
     "run.progress=false",
     "run.figure=false",
 ]
-# The jobs each test runs: the sweep's first and last values (all of them for short sweeps), so
-# every experiment's config and figure are exercised in well under a minute.
-EXPERIMENTS = {
-    "lm_collapse": ("lm_collapse", None),
-    "lm_ppl_histograms": ("lm_ppl_histograms", None),
-    "synthetic_proportion": ("synthetic_proportion", {"regime.real_fraction": ["0.0", "1.0"]}),
-    "ngram_diagnostics": ("ngram_diagnostics", None),
-    "toedit_iterative": ("toedit_iterative", {"+variant": ["replace", "token_edit"]}),
-}
+# The jobs the tests run: each sweep's first and last values (one job where FEWER says so), so
+# every experiment's config and figure are exercised while the n-gram world compiles as few
+# programs as possible (compilation, not simulation, is what a tiny job costs).
+EXPERIMENTS = ("lm_collapse", "lm_ppl_histograms", "synthetic_proportion", "ngram_diagnostics", "toedit_iterative")
+FEWER = {"lm_ppl_histograms": {"+variant": ["replace"]}, "toedit_iterative": {"+variant": ["token_edit_self"]}}
 
 
 def compose_config(overrides, hydra=False):
@@ -62,6 +59,19 @@ def run_sweep(experiment, params, out, extra=()):
     return dirs
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """experiment -> run folders of its tiny jobs."""
+    out = tmp_path_factory.mktemp("lm_runs")
+    done = {}
+    for name in EXPERIMENTS:
+        params = {k: [v[0], v[-1]] if len(v) > 1 else v for k, v in sweep(name).items()}
+        params |= FEWER.get(name, {})
+        extra = ["run.record_blocks=12"] if compose_config([f"experiment={name}"]).run.record_blocks else []
+        done[name] = run_sweep(name, params, out / name, extra)
+    return done
+
+
 def test_every_lm_experiment_declares_its_command_runtime_and_figure():
     from pathlib import Path
 
@@ -76,52 +86,49 @@ def test_every_lm_experiment_declares_its_command_runtime_and_figure():
     assert sweep("synthetic_proportion")["regime.real_fraction"] == ["0.0", "0.25", "0.5", "0.75", "1.0"]
 
 
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_experiment_runs_on_the_ngram_world_and_its_figure_renders(name, tmp_path):
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_on_the_ngram_world_and_its_figure_renders(name, runs, tmp_path):
     import importlib
 
     from figures.render import render_runs
 
-    experiment, subset = EXPERIMENTS[name]
-    params = sweep(experiment) | (subset or {})
-    extra = ["run.record_blocks=12"] if compose_config([f"experiment={experiment}"]).run.record_blocks else []
-    dirs = run_sweep(experiment, params, tmp_path / "runs", extra)
+    dirs = runs[name]
     rec, meta = results.load(dirs[0])
-    assert meta["config"]["run"]["experiment"] == experiment
+    assert meta["config"]["run"]["experiment"] == name and meta["config"]["world"]["name"] == "ngram"
     assert rec["test_ppl"].shape == (2, 1 + meta["config"]["run"]["n_generations"])
-    outs = render_runs(dirs, tmp_path / "fig")
+    outs = render_runs(dirs, tmp_path)
     names = {p.name for p in outs}
-    assert {f"{name}.png", f"{name}.pdf", f"{name}.md"} <= names, names
-    # each figure draws only its own experiment's runs
-    assert all(p.stem == name for p in outs), names
+    assert names == {f"{name}.png", f"{name}.pdf", f"{name}.md"}, names  # only its own figure
     assert importlib.import_module(f"figures.{name}").plot([], tmp_path / "none") == []
 
 
-def test_records_train_tokens_and_train_loss(tmp_path):
-    """train_tokens are the newest rows of each generation's training set (generation 0: the real
-    blocks), train_loss the fitted model's NLL on its training set; both leave the other records
-    unchanged."""
+def test_records_train_tokens_and_train_loss(runs):
+    """train_tokens are the newest rows of each generation's training set (generation 0: the
+    real blocks), train_loss the fitted model's NLL on its own training set."""
     from simulator.lm import ngram
-    from simulator.worlds.ngram import model_config
+    from simulator.worlds.ngram import Config, model_config
     from simulator.worlds.text import load_text
 
-    base = ["+variant=replace", *TINY]
-    plain = run_experiment(OmegaConf.to_object(compose_config(["experiment=ngram_diagnostics", *base, "run.record_blocks=0"])), tmp_path / "a")
-    cfg = OmegaConf.to_object(compose_config(["experiment=synthetic_proportion", *TINY, "regime.real_fraction=1.0", "run.record_blocks=24"]))
-    rich = run_experiment(cfg, tmp_path / "b")
-    rp, _ = results.load(plain)
-    rr, _ = results.load(rich)
-    assert "train_tokens" not in rp and "train_loss" not in rp
-    np.testing.assert_array_equal(rr["train_tokens"][:, 0], np.broadcast_to(load_text(None, 24, 48, 8).reservoir[:24], (2, 24, 24)))
-    # real_fraction = 1: generation 1 trains on the same real rows (a count model: the same fit)
-    np.testing.assert_array_equal(np.sort(rr["train_tokens"][:, 1], axis=1), np.sort(rr["train_tokens"][:, 0], axis=1))
-    mc = model_config(cfg.world)
-    tok = rr["train_tokens"][0, 0]
-    nll = -np.mean(np.asarray(ngram.token_logprobs(mc, ngram.fit(mc, tok), tok))[:, 1:])
-    assert rr["train_loss"][0, 0] == pytest.approx(nll, rel=1e-5)
-    # the recorded rows are the ones the world's own inspect scores (its newest inspect_blocks rows)
-    seq = D.perplexity_under(lambda p, t: ngram.token_logprobs(mc, p, t)[:, 1:], ngram.fit(mc, tok), tok[-6:])
-    np.testing.assert_allclose(rr["train_seq_ppl_gen0"][0, 0], seq, rtol=1e-5)
+    rec, meta = results.load(runs["ngram_diagnostics"][0])  # replace
+    assert "train_loss" not in rec and rec["train_tokens"].shape == (2, 3, 12, 24)
+    real = load_text(None, 24, 48, 8).reservoir[:24]
+    np.testing.assert_array_equal(rec["train_tokens"][:, 0], np.broadcast_to(real[-12:], (2, 12, 24)))
+    assert not np.array_equal(rec["train_tokens"][:, 1], rec["train_tokens"][:, 0])
+
+    rec, meta = results.load(runs["synthetic_proportion"][-1])  # real_fraction = 1
+    assert meta["config"]["regime"]["real_fraction"] == 1.0 and "train_tokens" not in rec
+    world = Config(**meta["config"]["world"])
+    mc = model_config(world)
+    params = jax.jit(ngram.fit, static_argnums=0)(mc, real)
+    score = jax.jit(lambda p, t: ngram.token_logprobs(mc, p, t)[:, 1:])
+    nll = -np.mean(np.asarray(score(params, real)))
+    # generation 0 fits the real set; at real_fraction = 1 generation 1 refits the same rows
+    np.testing.assert_allclose(rec["train_loss"][:, 0], nll, rtol=1e-5)
+    np.testing.assert_allclose(rec["train_loss"][:, 1], nll, rtol=1e-5)
+    np.testing.assert_allclose(rec["test_ppl"][:, 1], rec["test_ppl"][:, 0], rtol=1e-6)
+    # the world's own inspect record is diagnostics.perplexity_under of its newest rows
+    seq = D.perplexity_under(score, params, real[-6:][::-1])
+    np.testing.assert_allclose(rec["train_seq_ppl_gen0"][0, 0], seq, rtol=1e-5)
 
 
 def test_records_need_a_text_world():
