@@ -422,7 +422,7 @@ def _ints(s: str) -> list[int]:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="collapse-bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sweep for a smoke run (seeds 1,16,256; d=10; short transformer run)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}; with --quick a temporary folder, so a smoke run never overwrites the saved results)")
     p.add_argument("--worlds", default="regression,gaussian,categorical", help="comma list: regression, regression/<regime>, gaussian, categorical")
     p.add_argument("--seeds", type=_ints, default=None, help="seed counts (default 1,16,256,4096)")
     p.add_argument("--dims", type=_ints, default=None, help="sizes d (default 10,100)")
@@ -441,9 +441,14 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.render:
         report = json.loads(args.render.read_text())
+        args.out = args.out or args.render.parent
         args.out.mkdir(parents=True, exist_ok=True)
         write_reports(report, args.out)
         return
+    if args.out is None:
+        import tempfile
+
+        args.out = Path(tempfile.gettempdir()) / "collapse-bench-quick" if args.quick else DEFAULT_OUT
     seeds = args.seeds or ([1, 16, 256] if args.quick else [1, 16, 256, 4096])
     dims = args.dims or ([10] if args.quick else [10, 100])
     budget = args.budget or (1.0 if args.quick else 2.5)
@@ -455,6 +460,11 @@ def main(argv=None) -> None:
 
     jax.config.update("jax_enable_x64", True)  # the engine's default precision (run.precision=float64)
     machine = machine_info()
+    import importlib.util
+
+    if importlib.util.find_spec("threadpoolctl") is None:
+        log("note: threadpoolctl is not installed, so --blas-threads cannot act; BLAS threads follow "
+            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')} (pip install threadpoolctl, or set it to 1)")
     if machine["env"]["OPENBLAS_CORETYPE"]:
         log(f"note: OPENBLAS_CORETYPE={machine['env']['OPENBLAS_CORETYPE']} pins numpy's BLAS kernel; run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for the CPU's own")
     report = {

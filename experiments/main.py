@@ -10,7 +10,13 @@ Examples::
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+# JAX runs its LAPACK kernels (eigh, solve) through OpenBLAS, whose default of one
+# thread per core is slower for the many small matrices of a simulation and
+# collapses when another process shares the cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from pathlib import Path
 
 import hydra

@@ -69,7 +69,8 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax.set_xlabel("generation (0 = trained on real text)")
         ax.set_ylabel("real-test perplexity (per byte)")
         S = runs[0][0]["test_ppl"].shape[0]
-        ax.set_title(f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band", loc="left")
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band")
+        lm_runs.integer_generations(ax)
         ax.legend(frameon=False, loc="upper left")
         ax.set_xlim(left=0)
         paths = style.save(fig, out_dir, STEM)

@@ -65,7 +65,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
         axes[0][0].set_ylabel("share of training sequences")
         axes[0][-1].legend(frameon=False, loc="upper right")
         S, n = runs[0][0]["train_seq_ppl_gen0"].shape[0], runs[0][0]["train_seq_ppl_gen0"].shape[2]
-        fig.suptitle(f"{lm_runs.world_label(runs[0][1])}; {S} seeds × {n} sequences per generation", x=0.01, ha="left", fontsize=8)
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds × {n} sequences per generation")
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
     md.write_text(f"# Per-sequence perplexity under generation 0: {lm_runs.world_label(runs[0][1])}\n\n" + table(runs))

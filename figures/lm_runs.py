@@ -62,6 +62,19 @@ def world_label(meta: dict) -> str:
     return f"{model}, {w['train_blocks']}×{w['block_len']} B of {corpus}"
 
 
+def integer_generations(*axes) -> None:
+    """Generations are whole numbers: ticks only there."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def suptitle(fig, text: str) -> None:
+    """The world and seed count, above every panel, left-aligned."""
+    fig.suptitle(text, x=0.01, y=1.0, ha="left", va="bottom", fontsize=8)
+
+
 def cli(plot, doc: str, argv=None) -> None:
     """The command line every LM figure shares: RESULTS_PATH [...] [--out DIR]."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])

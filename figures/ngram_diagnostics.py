@@ -1,16 +1,21 @@
 """Real against synthetic against token-edited text: n-gram diagnostics (ToEdit §3.2, App. G.5).
 
 From the training text each generation recorded (``train_tokens``, experiment=ngram_diagnostics;
-positions 1..W-1 of each block, the scored ones), with simulator/diagnostics.py:
+positions 1..W-1 of each block, the scored ones), with simulator/diagnostics.py.  The reference
+is the second half of the real blocks; a generation's text is the first half of its blocks, so
+generation 0 compares real text with other real text of the same size: the floor that sampling
+alone gives every measure.
 
 (a) "feature over-concentration" (ToEdit Fig. 11): bi-grams hashed into 10,000 buckets; each
     text's bucket shares sorted from the largest, seed 0; the legend gives the KL divergence
-    KL(real || text) and total variation to the real text's histogram, mean over seeds;
+    KL(real || text) (empty buckets smoothed by 1e-10, diagnostics.kl_divergence) and the total
+    variation to the real text's histogram, mean over seeds;
 (b) the real text's 20 most frequent bi-grams and their frequency in each text (ToEdit Figs. 12-13),
     pooled over seeds;
 (c) survival (Shumailov et al. 2024, "tails disappear first"): the share of the real text's rare
     byte types and rare bi-grams (count at most the 25% quantile of the real counts) that still
-    occur in generation g's text of the same size, and of all its bi-grams, mean over seeds;
+    occur in generation g's text of the same size, and of all its bi-grams, mean over seeds
+    (generation 0: in the other half of the real text);
 (d) the prior's token probabilities on the real text in ten bins (ToEdit Table 6 / Fig. 5,
     U-shaped for Llama-scale priors), from the token-editing run's ``prior_prob_hist`` at
     generation 1, beside ToEdit's Table 6.
@@ -42,6 +47,14 @@ def texts(rec) -> np.ndarray:
     return rec["train_tokens"][..., 1:]
 
 
+def halves(rec):
+    """(reference (S, n/2, W-1): the second half of the real blocks; texts (S, G+1, n/2, W-1): the
+    first half of every generation's blocks)."""
+    X = texts(rec)
+    h = X.shape[2] // 2
+    return X[:, 0, h:], X[:, :, :h]
+
+
 def measures(real: np.ndarray, text: np.ndarray, words: bool = True) -> dict:
     """Every diagnostic of one text against the real text of the same seed."""
     out = {}
@@ -65,9 +78,9 @@ def measures(real: np.ndarray, text: np.ndarray, words: bool = True) -> dict:
 
 def all_measures(rec) -> dict:
     """name -> (S, G+1) array of every measure for one run."""
-    X = texts(rec)
+    ref, X = halves(rec)
     S, G1 = X.shape[:2]
-    rows = [[measures(X[s, 0], X[s, g]) for g in range(G1)] for s in range(S)]
+    rows = [[measures(ref[s], X[s, g]) for g in range(G1)] for s in range(S)]
     return {k: np.array([[rows[s][g][k] for g in range(G1)] for s in range(S)]) for k in rows[0][0]}
 
 
@@ -88,7 +101,7 @@ def table(runs, ms) -> str:
     for (rec, meta), m in zip(runs, ms):
         G1 = m["TTR"].shape[1]
         for g in range(G1):
-            name = "real" if g == 0 else lm_runs.label(meta)
+            name = "real (other half)" if g == 0 else lm_runs.label(meta)
             if g == 0 and (rec, meta) is not runs[0]:
                 continue
             cells = " | ".join(fmt.format(m[k][:, g].mean()) for k, _, fmt in COLUMNS)
@@ -103,24 +116,28 @@ def plot(run_dirs, out_dir) -> list[Path]:
     if not runs:
         return []
     ms = [all_measures(rec) for rec, _ in runs]
-    X0 = texts(runs[0][0])
+    ref0, X0 = halves(runs[0][0])
     S, G1 = X0.shape[:2]
     G = G1 - 1
-    real_all = X0[:, 0].reshape(-1, X0.shape[-1])
+    real_all = texts(runs[0][0])[:, 0].reshape(-1, X0.shape[-1])
     with plt.rc_context(style.RC):
         fig, axes = plt.subplots(2, 2, figsize=(7.6, 6.4))
         (ax_h, ax_t), (ax_s, ax_p) = axes
 
         # (a) sorted hashed bi-gram bucket shares
-        real_h = np.sort(D.hashed_histogram(X0[0, 0], 2))[::-1]
+        real_h = np.sort(D.hashed_histogram(ref0[0], 2))[::-1]
         k = np.arange(1, real_h.size + 1)
-        ax_h.loglog(k, np.where(real_h > 0, real_h, np.nan), color="0.55", linewidth=2.2, label="real text (generation 0)")
+        ax_h.loglog(k, np.where(real_h > 0, real_h, np.nan), color="0.55", linewidth=2.2, label="real text (reference half)")
+        other = np.sort(D.hashed_histogram(X0[0, 0], 2))[::-1]
+        m0 = ms[0]
+        ax_h.loglog(k, np.where(other > 0, other, np.nan), color="0.55", linewidth=0.9, linestyle=":",
+                    label=f"real, other half: KL {m0['KL_bi'][:, 0].mean():.3f} nats, TV {m0['TV_bi'][:, 0].mean():.3f}")
         for i, ((rec, meta), m) in enumerate(zip(runs, ms)):
             st = style.series(i + 1)
-            h = np.sort(D.hashed_histogram(texts(rec)[0, G], 2))[::-1]
+            h = np.sort(D.hashed_histogram(halves(rec)[1][0, G], 2))[::-1]
             ax_h.loglog(k, np.where(h > 0, h, np.nan), color=st["color"], linestyle=st["linestyle"],
-                        label=f"{lm_runs.label(meta)}, gen {G}: KL {m['KL_bi'][:, G].mean():.3f}, TV {m['TV_bi'][:, G].mean():.3f}")
-        ax_h.set_xlabel("bucket rank (10,000 hashed bi-gram buckets)")
+                        label=f"{lm_runs.label(meta).split(' (')[0]}, gen {G}: KL {m['KL_bi'][:, G].mean():.3f} nats, TV {m['TV_bi'][:, G].mean():.3f}")
+        ax_h.set_xlabel("bucket rank (bi-grams hashed into 10,000 buckets)")
         ax_h.set_ylabel("share of bi-grams in the bucket")
         ax_h.set_title("(a) hashed bi-gram features, sorted", loc="left")
         ax_h.legend(frameon=False, loc="lower left", fontsize=6.5)
@@ -155,8 +172,8 @@ def plot(run_dirs, out_dir) -> list[Path]:
                 mu, half = style.mean_band(m[key])
                 ax_s.plot(g, mu, color=st["color"], marker=st["marker"], linestyle=ls, label=f"{name}: {what}")
         ax_s.set_ylim(0, 1.03)
-        ax_s.set_xlabel("generation")
-        ax_s.set_ylabel("share of the real text's types still present")
+        ax_s.set_xlabel("generation (0: the other half of the real text)")
+        ax_s.set_ylabel("share of the real text's types present")
         ax_s.set_title(f"(c) survival (rare: count ≤ the {RARE_Q:.0%} quantile)", loc="left")
         ax_s.legend(frameon=False, loc="lower left", fontsize=6.5, ncol=1)
 
@@ -177,14 +194,16 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax_p.set_title("(d) token probabilities under the prior", loc="left")
         ax_p.legend(frameon=False, loc="upper center", fontsize=6.5)
 
-        fig.suptitle(f"{lm_runs.world_label(runs[0][1])}; {S} seeds, {X0.shape[2]} blocks per generation", x=0.01, ha="left", fontsize=8)
         fig.tight_layout()
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds, {2 * X0.shape[2]} blocks per generation, compared by halves")
+        lm_runs.integer_generations(ax_s)
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
     md.write_text(
-        f"# n-gram diagnostics: {lm_runs.world_label(runs[0][1])}\n\nMeans over {S} seeds; every measure against the "
-        f"real text (generation 0) of the same seed, {X0.shape[2]} blocks of {X0.shape[3]} scored bytes per text; "
-        f"rare = count at most the {RARE_Q:.0%} quantile of the real counts.\n\n" + table(runs, ms)
+        f"# n-gram diagnostics: {lm_runs.world_label(runs[0][1])}\n\nMeans over {S} seeds; every measure of the first "
+        f"half of a generation's blocks against the second half of the real blocks ({X0.shape[2]} blocks of "
+        f"{X0.shape[3]} scored bytes each; generation 0 is real against real); rare = count at most the "
+        f"{RARE_Q:.0%} quantile of the real counts.\n\n" + table(runs, ms)
     )
     return paths + [md]
 

@@ -68,7 +68,6 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax.set_ylabel("real-test perplexity (per byte)")
         ax.set_xticks(x)
         ax.legend(frameon=False, loc="upper left")
-        ax.set_title(lm_runs.world_label(runs[0][1]), loc="left", fontsize=8)
         if all(p[2] is not None for p in pts):
             lm = np.array([style.mean_band(p[2]) for p in pts])
             st1 = style.series(1)
@@ -80,7 +79,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
         axl.set_xlabel("synthetic share of the training text, 1 − α (%)")
         axl.set_xticks(x)
         S = pts[0][1].size
-        axl.set_title(f"mean of {S} seeds, 95% intervals", loc="left", fontsize=8)
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% intervals")
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
     md.write_text(f"# Synthetic share at a fixed token budget: {lm_runs.world_label(runs[0][1])}\n\n" + table(pts))

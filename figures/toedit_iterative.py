@@ -68,13 +68,14 @@ def plot(run_dirs, out_dir) -> list[Path]:
         axs.set_yscale("log")
         axs.set_ylim(bottom=8e-4)
         axs.set_xlabel("generation (edit round)")
-        axs.set_ylabel("share of training tokens (%), 0 drawn at 0.001")
+        axs.set_ylabel("share of training tokens (%)")
         axs.legend(frameon=False, loc="lower left")
         ax.set_xlabel("generation (0 = trained on real text)")
         ax.set_ylabel("real-test perplexity (per byte)")
         ax.set_xlim(left=0)
         S = runs[0][0]["test_ppl"].shape[0]
-        ax.set_title(f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band", loc="left", fontsize=8)
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% band; a share of 0 is drawn at 0.001%")
+        lm_runs.integer_generations(ax, axs)
         ax.legend(frameon=False, loc="upper left")
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"

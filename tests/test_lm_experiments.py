@@ -67,7 +67,7 @@ def runs(tmp_path_factory):
     for name in EXPERIMENTS:
         params = {k: [v[0], v[-1]] if len(v) > 1 else v for k, v in sweep(name).items()}
         params |= FEWER.get(name, {})
-        extra = ["run.record_blocks=12"] if compose_config([f"experiment={name}"]).run.record_blocks else []
+        extra = ["run.record_blocks=24"] if compose_config([f"experiment={name}"]).run.record_blocks else []
         done[name] = run_sweep(name, params, out / name, extra)
     return done
 
@@ -110,9 +110,9 @@ def test_records_train_tokens_and_train_loss(runs):
     from simulator.worlds.text import load_text
 
     rec, meta = results.load(runs["ngram_diagnostics"][0])  # replace
-    assert "train_loss" not in rec and rec["train_tokens"].shape == (2, 3, 12, 24)
+    assert "train_loss" not in rec and rec["train_tokens"].shape == (2, 3, 24, 24)
     real = load_text(None, 24, 48, 8).reservoir[:24]
-    np.testing.assert_array_equal(rec["train_tokens"][:, 0], np.broadcast_to(real[-12:], (2, 12, 24)))
+    np.testing.assert_array_equal(rec["train_tokens"][:, 0], np.broadcast_to(real, (2, 24, 24)))
     assert not np.array_equal(rec["train_tokens"][:, 1], rec["train_tokens"][:, 0])
 
     rec, meta = results.load(runs["synthetic_proportion"][-1])  # real_fraction = 1
@@ -135,3 +135,13 @@ def test_records_need_a_text_world():
     cfg = OmegaConf.to_object(compose_config(["world=regression", "run.record_blocks=4", "run.n_seeds=2", "run.n_generations=1"]))
     with pytest.raises(ValueError, match="not a text world"):
         run_experiment(cfg, "/nonexistent/never-written")
+
+
+def test_newest_rows_are_the_last_present_rows_in_order():
+    import jax.numpy as jnp
+
+    from experiments.lm_records import newest_rows
+
+    w = jnp.array([1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
+    assert newest_rows(w, 2).tolist() == [3, 5]
+    assert newest_rows(w, 4).tolist() == [0, 1, 3, 5]

@@ -21,7 +21,7 @@ import pytest
 from simulator.loop import make_simulate, seed_keys
 from simulator.regimes import RegimeConfig, make_regime
 from simulator.worlds import ngram, transformer
-from simulator.worlds.text import load_text, toedit_rule
+from simulator.worlds.text import chunked_rule, load_text, toedit_rule
 
 V = 256
 TINY = dict(block_len=32, train_blocks=32, test_blocks=16, reservoir_blocks=128, inspect_blocks=4)
@@ -111,8 +111,15 @@ def test_edit_selects_exactly_the_confident_positions_of_eligible_present_rows(e
     # the selection itself, bit for bit, from the pure rule with the edit's key
     lp = next_logprobs(prior, rows["tokens"])
     np.testing.assert_allclose(np.exp(np.asarray(lp)), P, rtol=2e-5, atol=1e-7)
-    _, selected, prob = rule(jax.random.key(5), lp, rows["tokens"][:, 1:], EXACT.edit_threshold, 8, 1.0)
+    k_rule = jax.random.split(jax.random.key(5))[0]  # the edit's rule key
+    edited, selected, prob = rule(k_rule, lp, rows["tokens"][:, 1:], EXACT.edit_threshold, 8, 1.0)
     np.testing.assert_array_equal(np.asarray(selected) & rows_ok, expect)
+    np.testing.assert_array_equal(out[:, 1:][expect], np.asarray(edited)[expect])
+    # scoring the blocks in chunks (as the world does for large sets) draws the same tokens
+    chunked = jax.jit(chunked_rule, static_argnums=(0, 5, 7))(
+        ngram.language_model(EXACT), k_rule, prior, rows["tokens"], EXACT.edit_threshold, 8, 1.0, 5)
+    for a, b in zip(chunked, (edited, selected, prob)):
+        np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.asarray(prob), p_NxL, rtol=2e-5)
     # the ten-bin histogram of the present rows' token probabilities
     hist = stats["prior_prob_hist"]
@@ -161,7 +168,7 @@ def test_deletion_removes_exactly_the_improbable_tokens_and_refills_from_the_pri
     np.testing.assert_array_equal(out[~eligible], tok[~eligible])
     # the kept tokens, resampled where selected, closed up in order
     lp = next_logprobs(prior, rows["tokens"])
-    new = np.asarray(rule(key, lp, rows["tokens"][:, 1:], cfg.edit_threshold, cfg.edit_top_k, 1.0)[0])
+    new = np.asarray(rule(jax.random.split(key)[0], lp, rows["tokens"][:, 1:], cfg.edit_threshold, cfg.edit_top_k, 1.0)[0])
     edited = np.concatenate([tok[:, :1], np.where(selected, new, tok[:, 1:])], axis=1)
     keep = np.concatenate([np.ones((N, 1), bool), ~deleted], axis=1)
     n_keep = keep.sum(1)

@@ -41,6 +41,7 @@ import numpy as np
 from simulator.world import World
 
 N_PROB_BINS = 10  # ToEdit Table 6: the prior's token probabilities in ten bins of width 0.1
+EDIT_CHUNK_TOKENS = 1024  # positions the edit scores at once per seed (see make_text_world)
 
 
 class LanguageModel(NamedTuple):
@@ -101,15 +102,21 @@ def text_fields_valid(cfg) -> None:
             f"need a probability in [0, world.edit_threshold={cfg.edit_threshold}] (0 = no deletion)")
 
 
-def draw_top_k(key, logprobs_xV, top_k: int, beta):
-    """One draw per row from softmax(top-k log-probabilities / beta) (ToEdit's
-    resampling distribution, theory.md §4.2): never a token outside the top k."""
-    top_lp_xK, top_idx_xK = jax.lax.top_k(logprobs_xV, top_k)
-    choice_x = jax.random.categorical(key, top_lp_xK / beta, axis=-1)
+def _pick_top_k(gumbel_xK, logprobs_xV, beta):
+    """Gumbel-max over the K largest log-probabilities: a draw from their softmax at
+    temperature beta (K = the noise's last axis)."""
+    top_lp_xK, top_idx_xK = jax.lax.top_k(logprobs_xV, gumbel_xK.shape[-1])
+    choice_x = jnp.argmax(top_lp_xK / beta + gumbel_xK, axis=-1)
     return jnp.take_along_axis(top_idx_xK, choice_x[..., None], -1)[..., 0]
 
 
-def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta):
+def draw_top_k(key, logprobs_xV, top_k: int, beta):
+    """One draw per row from softmax(top-k log-probabilities / beta) (ToEdit's
+    resampling distribution, theory.md §4.2): never a token outside the top k."""
+    return _pick_top_k(jax.random.gumbel(key, logprobs_xV.shape[:-1] + (top_k,), jnp.float32), logprobs_xV, beta)
+
+
+def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta, rows_N=None):
     """ToEdit's edit rule (Zhu et al. 2024, arXiv 2412.14689, §4.1 and Alg. 1).
 
     ``logprobs_NxLxV[n, i]`` is the prior's log P(. | x_<i) on the original
@@ -121,13 +128,36 @@ def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta):
 
     ``top_k`` is static, ``threshold`` and ``beta`` may be traced (so p > 1,
     which selects nothing, and p = 0, which selects every position, need no
-    special case).  Returns ``(edited_NxL, selected_NxL, prob_NxL)``; a selected
-    token may be redrawn as itself, so changed <= selected.
+    special case).  Row n draws with the key ``fold_in(key, rows_N[n])``
+    (default ``rows_N = arange(N)``), so rules applied to chunks of rows draw
+    what one rule on all rows draws.  Returns ``(edited_NxL, selected_NxL,
+    prob_NxL)``; a selected token may be redrawn as itself, so changed <= selected.
     """
+    N, L = tokens_NxL.shape
+    rows_N = jnp.arange(N) if rows_N is None else rows_N
+    gumbel_NxLxK = jax.vmap(lambda n: jax.random.gumbel(jax.random.fold_in(key, n), (L, top_k), jnp.float32))(rows_N)
     prob_NxL = jnp.exp(jnp.take_along_axis(logprobs_NxLxV, tokens_NxL[..., None], -1)[..., 0])
     selected_NxL = prob_NxL >= threshold
-    new_NxL = draw_top_k(key, logprobs_NxLxV, top_k, beta)
+    new_NxL = _pick_top_k(gumbel_NxLxK, logprobs_NxLxV, beta)
     return jnp.where(selected_NxL, new_NxL, tokens_NxL), selected_NxL, prob_NxL
+
+
+def chunked_rule(lm: LanguageModel, key, prior, tokens_NxW, threshold, top_k: int, beta, chunk: int):
+    """:func:`toedit_rule` on the prior's scores of every block, ``chunk`` blocks at
+    a time (a ``lax.map``), so that the (chunk, W-1, V) log-probabilities, not the
+    (N, W-1, V) ones, are held at once.  The result does not depend on ``chunk``."""
+    N, W = tokens_NxW.shape
+    n_chunks = -(-N // chunk)
+    pad = n_chunks * chunk - N
+    tok_CxBxW = jnp.pad(tokens_NxW, ((0, pad), (0, 0))).reshape(n_chunks, chunk, W)
+    rows_CxB = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
+
+    def one(args):
+        tok_BxW, rows_B = args
+        return toedit_rule(key, lm.next_logprobs(prior, tok_BxW), tok_BxW[:, 1:], threshold, top_k, beta, rows_B)
+
+    out = jax.lax.map(one, (tok_CxBxW, rows_CxB))
+    return tuple(a.reshape((n_chunks * chunk,) + a.shape[2:])[:N] for a in out)
 
 
 @functools.lru_cache(maxsize=8)
@@ -169,6 +199,9 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     n_inspect = min(cfg.inspect_blocks, rows)
     threshold, edit_k, beta = cfg.edit_threshold, cfg.edit_top_k, cfg.edit_temperature
     drop_below = cfg.edit_drop_below
+    # Blocks scored at once by the edit: about EDIT_CHUNK_TOKENS positions, i.e. 1 MiB of
+    # float32 log-probabilities over 256 tokens per seed, whatever the block length.
+    edit_chunk = max(1, min(rows, EDIT_CHUNK_TOKENS // (W - 1)))
     if drop_below > 0 and lm.complete is None:
         raise ValueError(f"world.edit_drop_below={drop_below} needs a model that can continue a block; {name}'s cannot")
 
@@ -221,8 +254,8 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         """
         tok = rows_in["tokens"]
         target = tok[:, 1:]
-        lp = lm.next_logprobs(prior, tok)  # (N, W-1, V) on the original prefix
-        new, sel, p = toedit_rule(key, lp, target, threshold, edit_k, beta)
+        k_rule, k_fill = jax.random.split(key)
+        new, sel, p = chunked_rule(lm, k_rule, prior, tok, threshold, edit_k, beta, edit_chunk)
         present = (rows_in["weight"] > 0)[:, None]
         rows_ok = eligible[:, None] & present
         selected = sel & rows_ok
@@ -237,7 +270,7 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
             keep_NxW = jnp.concatenate([jnp.ones((tok.shape[0], 1), bool), ~deleted], axis=1)
             dest_NxW = jnp.where(keep_NxW, jnp.cumsum(keep_NxW, axis=1) - 1, W)  # W: dropped
             compact = jnp.zeros_like(out).at[jnp.arange(tok.shape[0])[:, None], dest_NxW].set(out, mode="drop")
-            out = lm.complete(jax.random.fold_in(key, 1), prior, compact, jnp.sum(keep_NxW, axis=1), edit_k, beta)
+            out = lm.complete(k_fill, prior, compact, jnp.sum(keep_NxW, axis=1), edit_k, beta)
         else:
             deleted = jnp.zeros_like(selected)
         stats = {
