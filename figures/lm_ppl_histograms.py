@@ -1,10 +1,11 @@
 """Per-sequence perplexity of each generation's training text under the generation-0 model.
 
 Shumailov et al. 2024 (Nature 631:755), Fig. 1b-c; ToEdit (Zhu et al. 2024) §3.2, Fig. 10.  One
-panel per regime (no real text kept; 10% kept); one histogram per generation, pooled over seeds,
-on log-spaced bins shared by every panel; generation 0 is the real training text.  Expected shape:
-the mass moves toward low perplexity (the models produce what generation 0 finds likely) while a
-long high-perplexity tail grows (errors the later models add).  The record is
+panel per regime (columns: no real text kept; 10% kept) and sampling temperature (rows); one
+histogram per generation, pooled over seeds, on log-spaced bins shared by every panel; generation
+0 is the real training text.  The paper's shape (five-way beam search): the mass moves toward low
+perplexity (the models produce what generation 0 finds likely) while a long high-perplexity tail
+grows (errors the later models add).  The record is
 ``train_seq_ppl_gen0`` (simulator/worlds/text.py); a markdown table of quantiles is written
 alongside.  Draws the runs of experiment=lm_ppl_histograms (and text-world runs made by no
 experiment config).
@@ -26,13 +27,13 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
 def table(runs) -> str:
     head = " | ".join(f"q{int(100 * q)}" if q < 1 else "max" for q in QUANTILES)
-    lines = [f"| regime | generation | sequences | {head} |", "|---|---|---|" + "---|" * len(QUANTILES)]
+    lines = [f"| regime | temperature | generation | sequences | {head} |", "|---|---|---|---|" + "---|" * len(QUANTILES)]
     for rec, meta in runs:
         ppl = rec["train_seq_ppl_gen0"]
         for g in range(ppl.shape[1]):
             x = ppl[:, g].reshape(-1)
             qs = " | ".join(f"{v:.2f}" for v in np.quantile(x, QUANTILES))
-            lines.append(f"| {lm_runs.label(meta)} | {g} | {x.size} | {qs} |")
+            lines.append(f"| {lm_runs.label(meta)} | {meta['config']['world']['temperature']:g} | {g} | {x.size} | {qs} |")
     return "\n".join(lines) + "\n"
 
 
@@ -45,9 +46,16 @@ def plot(run_dirs, out_dir) -> list[Path]:
     allv = np.concatenate([r["train_seq_ppl_gen0"].reshape(-1) for r, _ in runs])
     lo, hi = np.log10(max(allv.min(), 1e-3)), np.log10(allv.max())
     bins = np.logspace(lo - 0.02, hi + 0.02, 40)
+    temps = sorted({m["config"]["world"]["temperature"] for _, m in runs}, reverse=True)
+    regimes = list(dict.fromkeys(lm_runs.label(m) for _, m in runs))
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(1, len(runs), figsize=(3.5 * len(runs), 2.9), sharey=True, squeeze=False)
-        for ax, (rec, meta) in zip(axes[0], runs):
+        fig, axes = plt.subplots(len(temps), len(regimes), figsize=(3.5 * len(regimes), 2.7 * len(temps)),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax in axes.flat:
+            ax.set_visible(False)
+        for rec, meta in runs:
+            ax = axes[temps.index(meta["config"]["world"]["temperature"]), regimes.index(lm_runs.label(meta))]
+            ax.set_visible(True)
             ppl = rec["train_seq_ppl_gen0"]
             G = ppl.shape[1] - 1
             for g in range(G + 1):
@@ -60,9 +68,12 @@ def plot(run_dirs, out_dir) -> list[Path]:
                 ax.stairs(share, bins, color=(grey, grey, grey), linestyle=st["linestyle"], linewidth=1.1 if g else 1.8,
                           label=f"generation {g}" + (" (real text)" if g == 0 else ""))
             ax.set_xscale("log")
+            ax.set_title(f"{lm_runs.label(meta)}, sampled at temperature {meta['config']['world']['temperature']:g}",
+                         loc="left", fontsize=8)
+        for ax in axes[-1]:
             ax.set_xlabel("per-sequence perplexity under generation 0 (per byte)")
-            ax.set_title(lm_runs.label(meta), loc="left")
-        axes[0][0].set_ylabel("share of training sequences")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("share of training sequences")
         axes[0][-1].legend(frameon=False, loc="upper right")
         S, n = runs[0][0]["train_seq_ppl_gen0"].shape[0], runs[0][0]["train_seq_ppl_gen0"].shape[2]
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds × {n} sequences per generation")

@@ -3,10 +3,10 @@
 ToEdit (Zhu et al. 2024, arXiv 2412.14689), Table 1 and Fig. 7: a student trained from scratch at
 a fixed token budget on a share alpha of real text and 1 - alpha of a fixed teacher's text.  Here
 the teacher is the generation-0 model and the student generation 1 of regime mix with the real
-rows kept fixed (experiments/conf/experiment/synthetic_proportion.yaml).  Left: the student's
-real-test perplexity (per byte) against the synthetic share 1 - alpha, mean over seeds with 95%
-intervals, and the teacher's as a dotted line.  Right: the student's mean loss on its own
-training set (nats per byte).  The paper: test perplexity rises with the synthetic share, with a
+rows kept fixed (experiments/conf/experiment/synthetic_proportion.yaml); one line per temperature
+the teacher wrote at.  Left: the student's real-test perplexity (per byte) against the synthetic
+share 1 - alpha, mean over seeds with 95% intervals, and the teacher's as a dotted line.  Right:
+the student's mean loss on its own training set (nats per byte).  The paper: test perplexity rises with the synthetic share, with a
 jump at 100%, while the training loss falls.  A markdown table is written alongside.
 
     python -m figures.synthetic_proportion RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
@@ -24,25 +24,27 @@ STEM = "synthetic_proportion"
 
 
 def points(runs):
-    """Sorted by synthetic share: (share, test ppl (S,), train loss (S,) or None, teacher ppl (S,))."""
-    out = []
+    """{teacher temperature: [(share, test ppl (S,), train loss (S,) or None, teacher ppl (S,))] by share}."""
+    out = {}
     for rec, meta in runs:
         share = 1.0 - meta["config"]["regime"]["real_fraction"]
         loss = rec["train_loss"][:, 1] if "train_loss" in rec else None
-        out.append((share, rec["test_ppl"][:, 1], loss, rec["test_ppl"][:, 0]))
-    return sorted(out, key=lambda p: p[0])
+        temp = meta["config"]["world"]["temperature"]
+        out.setdefault(temp, []).append((share, rec["test_ppl"][:, 1], loss, rec["test_ppl"][:, 0]))
+    return {t: sorted(p, key=lambda q: q[0]) for t, p in sorted(out.items(), reverse=True)}
 
 
-def table(pts) -> str:
+def table(curves) -> str:
     lines = [
-        "| synthetic share | real share | seeds | student real-test ppl | student training loss (nats/byte) | teacher real-test ppl |",
-        "|---|---|---|---|---|---|",
+        "| teacher temperature | synthetic share | real share | seeds | student real-test ppl | student training loss (nats/byte) | teacher real-test ppl |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for share, ppl, loss, teacher in pts:
-        m, h = style.mean_band(ppl)
-        lt = "–" if loss is None else "{:.4f} ± {:.4f}".format(*style.mean_band(loss))
-        mt, ht = style.mean_band(teacher)
-        lines.append(f"| {share:.0%} | {1 - share:.0%} | {ppl.size} | {m:.3f} ± {h:.3f} | {lt} | {mt:.3f} ± {ht:.3f} |")
+    for temp, pts in curves.items():
+        for share, ppl, loss, teacher in pts:
+            m, h = style.mean_band(ppl)
+            lt = "–" if loss is None else "{:.4f} ± {:.4f}".format(*style.mean_band(loss))
+            mt, ht = style.mean_band(teacher)
+            lines.append(f"| {temp:g} | {share:.0%} | {1 - share:.0%} | {ppl.size} | {m:.3f} ± {h:.3f} | {lt} | {mt:.3f} ± {ht:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -55,34 +57,35 @@ def plot(run_dirs, out_dir) -> list[Path]:
     ]
     if not runs:
         return []
-    pts = points(runs)
-    x = np.array([100 * p[0] for p in pts])
+    curves = points(runs)
     with plt.rc_context(style.RC):
         fig, (ax, axl) = plt.subplots(1, 2, figsize=(7.0, 2.9))
-        st = style.series(0)
-        m = np.array([style.mean_band(p[1]) for p in pts])
-        ax.errorbar(x, m[:, 0], yerr=m[:, 1], **st, capsize=2, label="student (generation 1)")
-        teacher = np.concatenate([p[3] for p in pts])
+        teacher = np.concatenate([p[3] for pts in curves.values() for p in pts])
         ax.axhline(teacher.mean(), color="0.4", linestyle=":", linewidth=1.0, label="teacher (generation 0, real text)")
-        ax.set_xlabel("synthetic share of the training text, 1 − α (%)")
-        ax.set_ylabel("real-test perplexity (per byte)")
-        ax.set_xticks(x)
-        ax.legend(frameon=False, loc="upper left")
-        if all(p[2] is not None for p in pts):
-            lm = np.array([style.mean_band(p[2]) for p in pts])
-            st1 = style.series(1)
-            axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st1, capsize=2, label="student, on its own training text")
-            axl.set_ylabel("training loss (nats per byte)")
-            axl.legend(frameon=False, loc="upper right")
-        else:
+        ticks = set()
+        for i, (temp, pts) in enumerate(curves.items()):
+            st = style.series(i)
+            x = np.array([100 * p[0] for p in pts])
+            ticks |= set(x.tolist())
+            m = np.array([style.mean_band(p[1]) for p in pts])
+            ax.errorbar(x, m[:, 0], yerr=m[:, 1], **st, capsize=2, label=f"student; teacher text at temperature {temp:g}")
+            if all(p[2] is not None for p in pts):
+                lm = np.array([style.mean_band(p[2]) for p in pts])
+                axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st, capsize=2, label=f"teacher text at temperature {temp:g}")
+        if not axl.lines:
             axl.text(0.5, 0.5, "no train_loss record\n(run.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
-        axl.set_xlabel("synthetic share of the training text, 1 − α (%)")
-        axl.set_xticks(x)
-        S = pts[0][1].size
+        for a in (ax, axl):
+            a.set_xlabel("synthetic share of the training text, 1 − α (%)")
+            a.set_xticks(sorted(ticks))
+        ax.set_ylabel("real-test perplexity (per byte)")
+        ax.legend(frameon=False, loc="upper left")
+        axl.set_ylabel("student's loss on its training text (nats per byte)")
+        axl.legend(frameon=False, loc="best")
+        S = runs[0][0]["test_ppl"].shape[0]
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% intervals")
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
-    md.write_text(f"# Synthetic share at a fixed token budget: {lm_runs.world_label(runs[0][1])}\n\n" + table(pts))
+    md.write_text(f"# Synthetic share at a fixed token budget: {lm_runs.world_label(runs[0][1])}\n\n" + table(curves))
     return paths + [md]
 
 

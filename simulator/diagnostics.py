@@ -2,7 +2,8 @@
 
 The same functions serve every text world (n-gram or transformer) and any text: they read
 tokens, never a model, except :func:`sequence_perplexity` and :func:`probability_histogram`,
-which read log-probabilities a model produced.
+which read log-probabilities a model produced, and :func:`perplexity_under`, which asks a text
+world's scoring function for them.
 
 Axis letters: N sequences, L tokens per sequence, T tokens of a stream, U distinct n-grams,
 B buckets, K top-K entries.  ``tokens`` is an (N, L) array of sequences or a (T,) stream (one
@@ -34,7 +35,6 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 DEFAULT_BUCKETS = 10_000
-_MASK64 = (1 << 64) - 1
 
 
 # ----------------------------------------------------------------------------- n-grams
@@ -158,11 +158,11 @@ def top_k(tokens, n: int = 2, k: int = 40, vocab_size: int = 256) -> TopK:
 def shares_of(tokens, codes, n: int, vocab_size: int = 256) -> np.ndarray:
     """Relative frequency in ``tokens`` of each given n-gram code (0 where absent)."""
     c = ngram_counts(tokens, n, vocab_size)
-    total = max(int(c.counts.sum()), 1)
     codes = np.asarray(codes, np.int64)
-    pos = np.clip(np.searchsorted(c.codes, codes), 0, max(len(c.codes) - 1, 0))
-    found = (len(c.codes) > 0) & (c.codes[pos] == codes) if len(c.codes) else np.zeros(codes.shape, bool)
-    return np.where(found, c.counts[pos] if len(c.codes) else 0, 0) / total
+    if c.codes.size == 0:
+        return np.zeros(codes.shape)
+    pos = np.clip(np.searchsorted(c.codes, codes), 0, c.codes.size - 1)
+    return np.where(c.codes[pos] == codes, c.counts[pos], 0) / c.counts.sum()
 
 
 # ------------------------------------------------------------------ lexical diversity

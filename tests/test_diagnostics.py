@@ -195,3 +195,20 @@ def test_bad_input_is_rejected():
         D.ngram_codes(np.array([300]), 1)
     with pytest.raises(ValueError, match="int64"):
         D.ngram_codes(np.array([1, 2]), 8, vocab_size=256)
+
+
+def test_sequence_perplexity_under_the_transformer_world_model():
+    """perplexity_under takes either text world's LanguageModel.token_logprobs: here the
+    transformer's, against log_softmax of its logits computed in numpy."""
+    from simulator.lm import transformer as tf
+    from simulator.worlds import transformer as tw
+
+    cfg = tw.Config(block_len=24, n_layers=1, d_model=16, n_heads=2, steps=1)
+    lm = tw.language_model(cfg)
+    params = tf.init_params(jax.random.key(0), tw.model_config(cfg))
+    logits = np.asarray(jax.jit(lambda p, x: tf.apply(tw.model_config(cfg), p, x))(params, X[:, :-1]), np.float64)
+    logp = logits - logits.max(-1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+    lp = np.take_along_axis(logp, X[:, 1:, None], -1)[..., 0]
+    got = D.perplexity_under(jax.jit(lm.token_logprobs), params, X)
+    np.testing.assert_allclose(got, np.exp(-lp.mean(-1)), rtol=1e-4)

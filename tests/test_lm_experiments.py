@@ -31,11 +31,17 @@ TINY = [
     "run.progress=false",
     "run.figure=false",
 ]
-# The jobs the tests run: each sweep's first and last values (one job where FEWER says so), so
-# every experiment's config and figure are exercised while the n-gram world compiles as few
-# programs as possible (compilation, not simulation, is what a tiny job costs).
+# The jobs the tests run: one job of each sweep (two of lm_collapse's, so a figure draws several
+# runs), the one that exercises most of its figure; compilation, not simulation, is what a tiny
+# job costs, so every job saved counts.
 EXPERIMENTS = ("lm_collapse", "lm_ppl_histograms", "synthetic_proportion", "ngram_diagnostics", "toedit_iterative")
-FEWER = {"lm_ppl_histograms": {"+variant": ["replace"]}, "toedit_iterative": {"+variant": ["token_edit_self"]}}
+JOBS = {
+    "lm_collapse": {"+variant": ["replace", "token_edit"]},
+    "lm_ppl_histograms": {"+variant": ["mix10"], "world.temperature": ["0.7"]},
+    "synthetic_proportion": {"regime.real_fraction": ["1.0"], "world.temperature": ["1.0"]},
+    "ngram_diagnostics": {"+variant": ["token_edit"]},
+    "toedit_iterative": {"+variant": ["token_edit_self"]},
+}
 
 
 def compose_config(overrides, hydra=False):
@@ -65,8 +71,8 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("lm_runs")
     done = {}
     for name in EXPERIMENTS:
-        params = {k: [v[0], v[-1]] if len(v) > 1 else v for k, v in sweep(name).items()}
-        params |= FEWER.get(name, {})
+        params = JOBS[name]
+        assert params.keys() == sweep(name).keys() and all(set(v) <= set(sweep(name)[k]) for k, v in params.items())
         extra = ["run.record_blocks=24"] if compose_config([f"experiment={name}"]).run.record_blocks else []
         done[name] = run_sweep(name, params, out / name, extra)
     return done
@@ -109,13 +115,14 @@ def test_records_train_tokens_and_train_loss(runs):
     from simulator.worlds.ngram import Config, model_config
     from simulator.worlds.text import load_text
 
-    rec, meta = results.load(runs["ngram_diagnostics"][0])  # replace
+    rec, meta = results.load(runs["ngram_diagnostics"][0])  # token editing
     assert "train_loss" not in rec and rec["train_tokens"].shape == (2, 3, 24, 24)
     real = load_text(None, 24, 48, 8).reservoir[:24]
     np.testing.assert_array_equal(rec["train_tokens"][:, 0], np.broadcast_to(real, (2, 24, 24)))
-    assert not np.array_equal(rec["train_tokens"][:, 1], rec["train_tokens"][:, 0])
+    changed = np.mean(rec["train_tokens"][:, 1, :, 1:] != real[:, 1:])
+    assert changed == pytest.approx(rec["changed_share"][:, 1].mean(), rel=1e-6) and changed > 0
 
-    rec, meta = results.load(runs["synthetic_proportion"][-1])  # real_fraction = 1
+    rec, meta = results.load(runs["synthetic_proportion"][0])  # real_fraction = 1
     assert meta["config"]["regime"]["real_fraction"] == 1.0 and "train_tokens" not in rec
     world = Config(**meta["config"]["world"])
     mc = model_config(world)

@@ -97,7 +97,11 @@ def language_model(cfg: Config) -> LanguageModel:
         _, tok_WxN = jax.lax.scan(step, jnp.zeros((N, k1), jnp.int32), jnp.arange(W))
         return tok_WxN.T
 
-    return LanguageModel(fit, next_logprobs, token_logprobs, sample, complete)
+    def position_logprobs(params, tokens, rows, pos):
+        window = ngram._history(tokens, k1)[rows, pos]
+        return ngram._next_logprobs(mc, params, window, pos)
+
+    return LanguageModel(fit, next_logprobs, token_logprobs, sample, complete, position_logprobs)
 
 
 def make_world(cfg: Config):

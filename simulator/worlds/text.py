@@ -55,6 +55,10 @@ class LanguageModel(NamedTuple):
     keeps its first n_keep_N[n] >= 1 tokens and continues them by ancestral
     sampling from :func:`draw_top_k` (``top_k`` static), token t with the key
     ``fold_in(key, t)`` (optional; needed only for deletion in token editing).
+    position_logprobs(params, tokens_NxW, rows_P, pos_P) -> (P, V): log p(. |
+    x_<pos) of block rows_P[p] at position pos_P[p] in [1, W-1], i.e.
+    ``next_logprobs(params, tokens)[rows_P, pos_P - 1]`` (optional; lets the edit
+    score whole distributions only where it resamples, see :func:`make_text_world`).
     """
 
     fit: Callable
@@ -62,6 +66,7 @@ class LanguageModel(NamedTuple):
     token_logprobs: Callable
     sample: Callable
     complete: Optional[Callable] = None
+    position_logprobs: Optional[Callable] = None
 
 
 @dataclasses.dataclass
@@ -116,6 +121,15 @@ def draw_top_k(key, logprobs_xV, top_k: int, beta):
     return _pick_top_k(jax.random.gumbel(key, logprobs_xV.shape[:-1] + (top_k,), jnp.float32), logprobs_xV, beta)
 
 
+def _position_gumbel(key, rows_P, cols_P, top_k: int):
+    """(P, top_k) Gumbel noise of the positions (row, column); position (n, i) uses
+    the key ``fold_in(fold_in(key, n), i)`` whatever else is drawn with it."""
+    def one(n, i):
+        return jax.random.gumbel(jax.random.fold_in(jax.random.fold_in(key, n), i), (top_k,), jnp.float32)
+
+    return jax.vmap(one)(rows_P, cols_P)
+
+
 def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta, rows_N=None):
     """ToEdit's edit rule (Zhu et al. 2024, arXiv 2412.14689, §4.1 and Alg. 1).
 
@@ -128,14 +142,17 @@ def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta, ro
 
     ``top_k`` is static, ``threshold`` and ``beta`` may be traced (so p > 1,
     which selects nothing, and p = 0, which selects every position, need no
-    special case).  Row n draws with the key ``fold_in(key, rows_N[n])``
-    (default ``rows_N = arange(N)``), so rules applied to chunks of rows draw
-    what one rule on all rows draws.  Returns ``(edited_NxL, selected_NxL,
-    prob_NxL)``; a selected token may be redrawn as itself, so changed <= selected.
+    special case).  The draw at (n, i) is the Gumbel-max of the key
+    ``fold_in(fold_in(key, rows_N[n]), i)`` (default ``rows_N = arange(N)``), so
+    a rule applied to some rows or positions only draws what the rule on all of
+    them draws.  Returns ``(edited_NxL, selected_NxL, prob_NxL)``; a selected
+    token may be redrawn as itself, so changed <= selected.
     """
     N, L = tokens_NxL.shape
     rows_N = jnp.arange(N) if rows_N is None else rows_N
-    gumbel_NxLxK = jax.vmap(lambda n: jax.random.gumbel(jax.random.fold_in(key, n), (L, top_k), jnp.float32))(rows_N)
+    rows_NxL = jnp.broadcast_to(rows_N[:, None], (N, L))
+    cols_NxL = jnp.broadcast_to(jnp.arange(L), (N, L))
+    gumbel_NxLxK = _position_gumbel(key, rows_NxL.reshape(-1), cols_NxL.reshape(-1), top_k).reshape(N, L, top_k)
     prob_NxL = jnp.exp(jnp.take_along_axis(logprobs_NxLxV, tokens_NxL[..., None], -1)[..., 0])
     selected_NxL = prob_NxL >= threshold
     new_NxL = _pick_top_k(gumbel_NxLxK, logprobs_NxLxV, beta)
@@ -158,6 +175,36 @@ def chunked_rule(lm: LanguageModel, key, prior, tokens_NxW, threshold, top_k: in
 
     out = jax.lax.map(one, (tok_CxBxW, rows_CxB))
     return tuple(a.reshape((n_chunks * chunk,) + a.shape[2:])[:N] for a in out)
+
+
+def resample_where(lm: LanguageModel, key, prior, tokens_NxW, selected_NxL, top_k: int, beta, batch: int):
+    """The tokens :func:`toedit_rule` (same key) draws at the selected positions,
+    computing the prior's distributions at those positions only (``lm.position_logprobs``),
+    ``batch`` positions at a time in a ``lax.while_loop`` that stops after the last
+    selected one.  Positions not selected keep their token.  Returns (N, W-1)."""
+    N, W = tokens_NxW.shape
+    L = W - 1
+    P = N * L
+    flat_P = selected_NxL.reshape(-1)
+    n_batches = -(-P // batch)
+    # selected positions first, in order; then the rest, then P (a dropped index) as padding
+    order = jnp.argsort(~flat_P, stable=True)
+    order = jnp.concatenate([order, jnp.full((n_batches * batch - P,), P, order.dtype)])
+    n_selected = jnp.sum(flat_P)
+
+    def body(state):
+        b, out_P = state
+        idx_B = jax.lax.dynamic_slice_in_dim(order, b * batch, batch)
+        safe_B = jnp.minimum(idx_B, P - 1)
+        rows_B, cols_B = safe_B // L, safe_B % L
+        lp_BxV = lm.position_logprobs(prior, tokens_NxW, rows_B, cols_B + 1)
+        new_B = _pick_top_k(_position_gumbel(key, rows_B, cols_B, top_k), lp_BxV, beta)
+        write_B = jnp.where((idx_B < P) & flat_P[safe_B], idx_B, P)
+        return b + 1, out_P.at[write_B].set(new_B.astype(out_P.dtype), mode="drop")
+
+    _, out_P = jax.lax.while_loop(lambda st: st[0] * batch < n_selected, body,
+                                  (jnp.int32(0), tokens_NxW[:, 1:].reshape(-1)))
+    return out_P.reshape(N, L)
 
 
 @functools.lru_cache(maxsize=8)
@@ -199,8 +246,8 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     n_inspect = min(cfg.inspect_blocks, rows)
     threshold, edit_k, beta = cfg.edit_threshold, cfg.edit_top_k, cfg.edit_temperature
     drop_below = cfg.edit_drop_below
-    # Blocks scored at once by the edit: about EDIT_CHUNK_TOKENS positions, i.e. 1 MiB of
-    # float32 log-probabilities over 256 tokens per seed, whatever the block length.
+    # Positions whose distributions the edit holds at once: about EDIT_CHUNK_TOKENS, i.e.
+    # 1 MiB of float32 log-probabilities over 256 tokens per seed, whatever the block length.
     edit_chunk = max(1, min(rows, EDIT_CHUNK_TOKENS // (W - 1)))
     if drop_below > 0 and lm.complete is None:
         raise ValueError(f"world.edit_drop_below={drop_below} needs a model that can continue a block; {name}'s cannot")
@@ -242,6 +289,12 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         """ToEdit (Zhu et al. 2024, Alg. 1; theory.md §4.2) on every eligible block.
 
         Position 0 of a block is context only: never scored, edited or deleted.
+        The selection uses the prior's token probabilities; the prior's whole
+        distributions (for the top-k draw) are computed only at the selected
+        positions when the model can (``position_logprobs``, the n-gram), else
+        for every position, a chunk of blocks at a time (the transformer,
+        whose forward pass yields them anyway).  Both draw what
+        :func:`toedit_rule` draws with the same key.
         Deletion (``edit_drop_below`` > 0): the tokens of eligible blocks with
         P(x_i | x_<i) < ``edit_drop_below`` (on the original prefix, like the
         resampling decision) are removed and the block is closed up over them;
@@ -255,10 +308,16 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         tok = rows_in["tokens"]
         target = tok[:, 1:]
         k_rule, k_fill = jax.random.split(key)
-        new, sel, p = chunked_rule(lm, k_rule, prior, tok, threshold, edit_k, beta, edit_chunk)
         present = (rows_in["weight"] > 0)[:, None]
         rows_ok = eligible[:, None] & present
-        selected = sel & rows_ok
+        if lm.position_logprobs is not None:
+            # Whole distributions only where a token is resampled (usually a small share).
+            p = jnp.exp(lm.token_logprobs(prior, tok))
+            selected = (p >= threshold) & rows_ok
+            new = resample_where(lm, k_rule, prior, tok, selected, edit_k, beta, edit_chunk * (W - 1))
+        else:
+            new, sel, p = chunked_rule(lm, k_rule, prior, tok, threshold, edit_k, beta, edit_chunk)
+            selected = sel & rows_ok
         edited = jnp.where(selected, new, target)
         n = jnp.maximum(jnp.sum(present) * target.shape[1], 1)
         bins = jnp.clip((p * N_PROB_BINS).astype(jnp.int32), 0, N_PROB_BINS - 1)
