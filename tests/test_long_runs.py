@@ -41,7 +41,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path):
         from simulator.regimes import RegimeConfig
         from simulator.worlds.regression import RegressionConfig
         cfg = Config(world=RegressionConfig(d=10, T=40), regime=RegimeConfig(name="accumulate"),
-                     run=RunConfig(n_generations=40, n_seeds=512, chunk_generations=1, theory_designs=20,
+                     run=RunConfig(n_generations=40, n_seeds=256, chunk_generations=1, theory_designs=20,
                                    progress=False, figure=False))
         run_experiment(cfg, sys.argv[1])
         """
