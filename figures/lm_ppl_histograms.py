@@ -23,6 +23,9 @@ from figures import lm_runs, style
 
 STEM = "lm_ppl_histograms"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+# Generation g's line: later is darker; the dash pattern differs too (greyscale-safe), and the
+# last generation is solid black.
+DASHES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 2))]
 
 
 def table(runs) -> str:
@@ -62,19 +65,21 @@ def plot(run_dirs, out_dir) -> list[Path]:
                 x = ppl[:, g].reshape(-1)
                 share, _ = np.histogram(x, bins=bins)
                 share = share / x.size
-                # darker and a distinct dash pattern for later generations: readable in greyscale
                 grey = 0.75 * (1 - g / max(G, 1))
-                st = style.series(g)
-                ax.stairs(share, bins, color=(grey, grey, grey), linestyle=st["linestyle"], linewidth=1.1 if g else 1.8,
+                dash = "-" if g in (0, G) else DASHES[g % len(DASHES)]
+                ax.stairs(share, bins, color=(grey, grey, grey), linestyle=dash, linewidth=1.1 if g else 1.8,
                           label=f"generation {g}" + (" (real text)" if g == 0 else ""))
             ax.set_xscale("log")
-            ax.set_title(f"{lm_runs.label(meta)}, sampled at temperature {meta['config']['world']['temperature']:g}",
+            ticks = [t for t in (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000) if bins[0] <= t <= bins[-1]]
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            ax.set_title(f"{lm_runs.label(meta)}, sampling temperature {meta['config']['world']['temperature']:g}",
                          loc="left", fontsize=8)
-        for ax in axes[-1]:
-            ax.set_xlabel("per-sequence perplexity under generation 0 (per byte)")
+        fig.supxlabel("per-sequence perplexity under the generation-0 model (per byte, log scale)", fontsize=9)
         for ax in axes[:, 0]:
             ax.set_ylabel("share of training sequences")
-        axes[0][-1].legend(frameon=False, loc="upper right")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, frameon=False, loc="center left", bbox_to_anchor=(1.04, 0.5))
         S, n = runs[0][0]["train_seq_ppl_gen0"].shape[0], runs[0][0]["train_seq_ppl_gen0"].shape[2]
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds × {n} sequences per generation")
         paths = style.save(fig, out_dir, STEM)

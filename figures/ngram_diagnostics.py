@@ -14,9 +14,10 @@ alone gives every measure.
 (b) the real text's 20 most frequent bi-grams and their frequency in each text (ToEdit Figs. 12-13),
     pooled over seeds;
 (c) survival (Shumailov et al. 2024, "tails disappear first"): the share of the real text's rare
-    byte types and rare bi-grams (count at most the 25% quantile of the real counts) that still
-    occur in generation g's text of the same size, and of all its bi-grams, mean over seeds
-    (generation 0: in the other half of the real text);
+    words and rare byte bi-grams (count at most the 25% quantile of the real counts) that still
+    occur in generation g's text of the same size, and of all its words, divided by the same share
+    for the other half of the real text (generation 0, = 1), mean over seeds; a word is a run of
+    bytes between spaces, tabs and newlines;
 (d) the prior's token probabilities on the real text in ten bins (ToEdit Table 6 / Fig. 5,
     U-shaped for Llama-scale priors), from the token-editing run's ``prior_prob_hist`` at
     generation 1, beside ToEdit's Table 6.
@@ -166,20 +167,27 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax_t.set_title(f"(b) the real text's top {TOP_K} bi-grams (␣ space, ↵ newline)", loc="left")
         ax_t.legend(frameon=False, loc="lower right", fontsize=6.5)
 
-        # (c) survival over generations
+        # (c) survival over generations, relative to real text against real text (generation 0)
         g = np.arange(G1)
+        rare = f"count ≤ {RARE_Q:.0%} quantile"
+        measures_c = (("words_rare", "-", f"rare words ({rare})"), ("words_all", ":", "all words"),
+                      ("bigrams_rare", "--", f"rare byte bi-grams ({rare})"))
         for i, ((rec, meta), m) in enumerate(zip(runs, ms)):
             st = style.series(i + 1)
-            name = lm_runs.label(meta).split(" (")[0]
-            for key, ls, what in (("types_rare", "-", "rare byte types"), ("bigrams_rare", "--", "rare bi-grams"),
-                                  ("bigrams_all", ":", "all bi-grams")):
-                mu, half = style.mean_band(m[key])
-                ax_s.plot(g, mu, color=st["color"], marker=st["marker"], linestyle=ls, label=f"{name}: {what}")
-        ax_s.set_ylim(0, 1.03)
-        ax_s.set_xlabel("generation (0: the other half of the real text)")
-        ax_s.set_ylabel("share of the real text's types present")
-        ax_s.set_title(f"(c) survival (rare: count ≤ the {RARE_Q:.0%} quantile)", loc="left")
-        ax_s.legend(frameon=False, loc="lower left", fontsize=6.5, ncol=1)
+            for key, ls, _ in measures_c:
+                rel = m[key] / m[key][:, :1]
+                ax_s.plot(g, rel.mean(0), color=st["color"], marker=st["marker"], linestyle=ls)
+        for i, (_, meta) in enumerate(runs):
+            st = style.series(i + 1)
+            ax_s.plot([], [], color=st["color"], marker=st["marker"], linestyle="-", label=lm_runs.label(meta).split(" (")[0])
+        for _, ls, what in measures_c:
+            ax_s.plot([], [], color="0.3", linestyle=ls, label=what)
+        ax_s.set_ylim(0, 1.12)
+        ax_s.axhline(1.0, color="0.7", linewidth=0.6)
+        ax_s.set_xlabel("generation")
+        ax_s.set_ylabel("types present, relative to real text")
+        ax_s.set_title("(c) survival of the real text's types", loc="left")
+        ax_s.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=6.5)
 
         # (d) the prior's token-probability histogram on the real text
         edits = [(rec, meta) for rec, meta in runs if "prior_prob_hist" in rec]
@@ -191,6 +199,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
             hist = 100 * rec["prior_prob_hist"][:, 1].mean(0)
             prior = "generation-0 model" if meta["config"]["regime"].get("prior") == "generation0" else "model 0 (= model n−1 at n=1)"
             ax_p.bar(centers - 0.2, hist, width=0.4, color="0.25", label=f"{prior} on the real training text")
+        ax_p.set_ylim(0, 1.3 * max([TOEDIT_TABLE6.max()] + [b.get_height() for b in ax_p.patches]))
         ax_p.set_xticks(centers)
         ax_p.set_xticklabels([f"{b / 10:.1f}" for b in range(10)], fontsize=7)
         ax_p.set_xlabel("prior probability of the token, bin start (bins of width 0.1)")

@@ -59,7 +59,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
         return []
     curves = points(runs)
     with plt.rc_context(style.RC):
-        fig, (ax, axl) = plt.subplots(1, 2, figsize=(7.0, 2.9))
+        fig, (ax, axl) = plt.subplots(1, 2, figsize=(7.6, 3.0), gridspec_kw={"wspace": 0.32})
         teacher = np.concatenate([p[3] for pts in curves.values() for p in pts])
         ax.axhline(teacher.mean(), color="0.4", linestyle=":", linewidth=1.0, label="teacher (generation 0, real text)")
         ticks = set()
@@ -75,11 +75,13 @@ def plot(run_dirs, out_dir) -> list[Path]:
         if not axl.lines:
             axl.text(0.5, 0.5, "no train_loss record\n(run.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
         for a in (ax, axl):
-            a.set_xlabel("synthetic share of the training text, 1 − α (%)")
+            a.set_xlabel("synthetic share of the training text (%)")
             a.set_xticks(sorted(ticks))
         ax.set_ylabel("real-test perplexity (per byte)")
         ax.legend(frameon=False, loc="upper left")
-        axl.set_ylabel("student's loss on its training text (nats per byte)")
+        axl.set_ylabel("training loss (nats per byte)")
+        axl.set_title("student's loss on its own training text", loc="left", fontsize=8)
+        ax.set_title("student's perplexity on real test text", loc="left", fontsize=8)
         axl.legend(frameon=False, loc="best")
         S = runs[0][0]["test_ppl"].shape[0]
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% intervals")

@@ -144,8 +144,11 @@ def test_threshold_above_one_changes_nothing_and_zero_selects_every_position(exa
     assert at_most_kth(P, np.asarray(edited), 1).all()
     # through the world, p = 0 selects every scored position of every eligible row
     world0 = ngram.make_world(dataclasses.replace(EXACT, edit_threshold=0.0))
-    _, stats = edit_once(world0, prior, rows, np.ones(tok.shape[0], bool))
+    out, stats = edit_once(world0, prior, rows, np.ones(tok.shape[0], bool))
     assert stats["selected_share"] == 1.0 and 0 < stats["changed_share"] < 1
+    # every position resampled, in batches of selected positions: the rule's draws exactly
+    edited, _, _ = rule(jax.random.split(jax.random.key(5))[0], lp, tok[:, 1:], 0.0, 8, 1.0)
+    np.testing.assert_array_equal(out[:, 1:], edited)
 
 
 def test_deletion_removes_exactly_the_improbable_tokens_and_refills_from_the_prior(exact):

@@ -42,6 +42,7 @@ from simulator.world import World
 
 N_PROB_BINS = 10  # ToEdit Table 6: the prior's token probabilities in ten bins of width 0.1
 EDIT_CHUNK_TOKENS = 1024  # positions the edit scores at once per seed (see make_text_world)
+EDIT_BATCH_POSITIONS = 256  # selected positions whose distributions are looked up at once per seed
 
 
 class LanguageModel(NamedTuple):
@@ -314,7 +315,7 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
             # Whole distributions only where a token is resampled (usually a small share).
             p = jnp.exp(lm.token_logprobs(prior, tok))
             selected = (p >= threshold) & rows_ok
-            new = resample_where(lm, k_rule, prior, tok, selected, edit_k, beta, edit_chunk * (W - 1))
+            new = resample_where(lm, k_rule, prior, tok, selected, edit_k, beta, min(EDIT_BATCH_POSITIONS, rows * (W - 1)))
         else:
             new, sel, p = chunked_rule(lm, k_rule, prior, tok, threshold, edit_k, beta, edit_chunk)
             selected = sel & rows_ok
