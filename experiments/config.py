@@ -27,7 +27,9 @@ class RunConfig:
     precision: float32 | float64 for the whole run.  theory_designs: designs
     sampled by the theory curves that are exact in the noise but averaged over
     the design.  chunk_generations: generations per compiled chunk; a
-    checkpoint is written after each (0 = all at once).  resume: continue from a
+    checkpoint is written after each (0 = all at once).  seed_batch: seeds
+    vmapped together in one call (0 = all); batches run one after another, which
+    bounds memory (keys are per seed, so batching changes no seed's numbers).  resume: continue from a
     checkpoint of the same config in the output folder.  progress: show a
     progress bar (plain lines when not on a terminal).  figure: render the
     world's figure after the run (from the saved results).  out_dir: where
@@ -45,6 +47,7 @@ class RunConfig:
     precision: str = "float64"
     theory_designs: int = 400
     chunk_generations: int = 10
+    seed_batch: int = 32
     resume: bool = True
     progress: bool = True
     figure: bool = True
@@ -61,6 +64,8 @@ class RunConfig:
             raise ValueError(f"run.n_generations={self.n_generations} must be >= 0")
         if self.n_seeds < 1:
             raise ValueError(f"run.n_seeds={self.n_seeds} must be >= 1")
+        if self.seed_batch < 0:
+            raise ValueError(f"run.seed_batch={self.seed_batch} must be >= 0 (0 = all seeds at once)")
         if self.chunk_generations < 0:
             raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
         if self.record_blocks < 0:

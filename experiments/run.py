@@ -148,10 +148,24 @@ def run_experiment(config, out_dir) -> Path:
     label = f"{config.world.name}/{config.regime.name}"
 
     mesh = seed_mesh()
-    n_pad = padded_seed_count(run.n_seeds, mesh.size)
+    batch = padded_seed_count(min(run.seed_batch or run.n_seeds, run.n_seeds), mesh.size)
+    n_pad = padded_seed_count(run.n_seeds, batch)
     keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
-    first = jax.jit(jax.vmap(gen.first))
-    chunk = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
+    first_one = jax.jit(jax.vmap(gen.first))
+    chunk_one = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
+
+    def batched(fn, *args):
+        """Apply ``fn`` to seed batches of ``batch`` seeds (leading axis) one after another."""
+        if n_pad == batch:
+            return fn(*args)
+        outs = [fn(*[jax.tree.map(lambda a: a[i : i + batch], x) for x in args]) for i in range(0, n_pad, batch)]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+
+    def first(keys):
+        return batched(first_one, keys)
+
+    def chunk(carry, keys, gens):
+        return batched(lambda c, k: chunk_one(c, k, gens), carry, keys)
 
     if run.resume and checkpoint.is_complete(out_dir, key) and (out_dir / results.RECORDS).is_file():
         print(f"[collapse-sim] {label}: already complete in {out_dir} (run.resume=false to redo it)", file=sys.stderr)
@@ -160,7 +174,7 @@ def run_experiment(config, out_dir) -> Path:
     t0 = time.perf_counter()
     state = None
     if run.resume:
-        carry_like, _ = jax.eval_shape(first, keys)
+        carry_like, _ = jax.eval_shape(first_one, keys)
         state = checkpoint.load(out_dir, key, carry_like)
         if state is None and checkpoint.stored_hash(out_dir) not in (None, key):
             print(f"[collapse-sim] {out_dir} holds a checkpoint of another config; starting afresh", file=sys.stderr)

@@ -149,3 +149,10 @@ def test_a_finished_run_drops_its_state_and_is_not_redone(tmp_path, capsys):
     run_experiment(small(n_generations=2, progress=True), tmp_path)
     assert "already complete" in capsys.readouterr().err
     assert (tmp_path / results.RECORDS).stat().st_mtime_ns == before
+
+
+def test_seed_batches_give_the_numbers_of_one_batch(tmp_path):
+    a, _ = results.load(run_experiment(small(n_generations=3, n_seeds=10, seed_batch=4), tmp_path / "a"))
+    b, _ = results.load(run_experiment(small(n_generations=3, n_seeds=10, seed_batch=0), tmp_path / "b"))
+    assert a["test_error"].shape == (10, 4)
+    np.testing.assert_allclose(a["test_error"], b["test_error"], rtol=1e-12)
