@@ -47,7 +47,7 @@ class RunConfig:
     precision: str = "float64"
     theory_designs: int = 400
     chunk_generations: int = 10
-    seed_batch: int = 32
+    seed_batch: int = 0
     resume: bool = True
     progress: bool = True
     figure: bool = True
