@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from simulator import linalg
 from simulator.world import World
 from simulator.worlds import sample_sizes
 
@@ -105,7 +106,7 @@ def true_covariance_diag(cfg: GaussianConfig) -> np.ndarray:
 
 def psd_sqrt(cov_DxD: jax.Array) -> jax.Array:
     """Symmetric square root by eigh (eigenvalues clipped at 0): robust where Cholesky fails."""
-    evals, evecs = jnp.linalg.eigh(cov_DxD)
+    evals, evecs = linalg.eigh(cov_DxD)
     return (evecs * jnp.sqrt(jnp.clip(evals, 0.0))) @ evecs.T
 
 
@@ -113,7 +114,7 @@ def w2sq(mu_D, cov_DxD, mu_star_D, cov_star_diag_D) -> jax.Array:
     """W₂² between N(mu, cov) and N(mu*, diag(cov*)), closed form (Gelbrich)."""
     root = jnp.sqrt(cov_star_diag_D)
     cross = root[:, None] * cov_DxD * root[None, :]
-    cross_tr = jnp.sum(jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh(cross), 0.0)))
+    cross_tr = jnp.sum(jnp.sqrt(jnp.clip(linalg.eigvalsh(cross), 0.0)))
     tr = jnp.trace(cov_DxD) + jnp.sum(cov_star_diag_D) - 2.0 * cross_tr
     return jnp.sum((mu_D - mu_star_D) ** 2) + jnp.maximum(tr, 0.0)
 
@@ -153,7 +154,7 @@ def make_world(cfg: GaussianConfig) -> World:
     def evaluate(truth, params):
         mu_D, cov_DxD = params["mu"], params["cov"]
         mu_star, cov_star = truth["mu"], truth["cov_diag"]
-        evals = jnp.linalg.eigvalsh(cov_DxD)
+        evals = linalg.eigvalsh(cov_DxD)
         var = jnp.trace(cov_DxD) / d
         sd_D = jnp.maximum(jnp.sqrt(jnp.clip(jnp.diagonal(cov_DxD), 0.0)), tiny)
         edge_D, off_D = k * jnp.sqrt(cov_star), mu_D - mu_star

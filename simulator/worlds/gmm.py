@@ -53,9 +53,9 @@ from typing import List, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import logsumexp
 
+from simulator import linalg
 from simulator.world import World
 from simulator.worlds import sample_sizes
 
@@ -144,7 +144,7 @@ def true_mixture(cfg: GMMConfig):
 def log_normal(x_NxD, mu_KxD, cov_KxDxD) -> jax.Array:
     """log N(x_n; μ_k, Σ_k), (N, K); eigh-based so a near-singular Σ gives a finite value."""
     D = x_NxD.shape[-1]
-    lam_KxD, vec_KxDxD = jnp.linalg.eigh(cov_KxDxD)
+    lam_KxD, vec_KxDxD = linalg.eigh(cov_KxDxD)
     lam_KxD = jnp.maximum(lam_KxD, jnp.finfo(lam_KxD.dtype).tiny)
     proj_NxKxD = jnp.einsum("nkd,kde->nke", x_NxD[:, None, :] - mu_KxD[None], vec_KxDxD)
     maha_NxK = jnp.sum(proj_NxKxD**2 / lam_KxD[None], -1)
@@ -154,11 +154,11 @@ def log_normal(x_NxD, mu_KxD, cov_KxDxD) -> jax.Array:
 def overlap(mu_AxD, cov_AxDxD, mu_BxD, cov_BxDxD) -> jax.Array:
     """∫ N(x; μ_a, Σ_a) N(x; μ_b, Σ_b) dx = N(μ_a − μ_b; 0, Σ_a + Σ_b), (A, B)."""
     D = mu_AxD.shape[-1]
-    chol = jnp.linalg.cholesky(cov_AxDxD[:, None] + cov_BxDxD[None])
-    diff = (mu_AxD[:, None] - mu_BxD[None])[..., None]
-    sol = solve_triangular(chol, diff, lower=True)[..., 0]
-    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), -1)
-    return jnp.exp(-0.5 * jnp.sum(sol**2, -1) - 0.5 * logdet - 0.5 * D * jnp.log(2 * jnp.pi))
+    lam_AxBxD, vec_AxBxDxD = linalg.eigh(cov_AxDxD[:, None] + cov_BxDxD[None])
+    proj_AxBxD = jnp.einsum("abd,abde->abe", mu_AxD[:, None] - mu_BxD[None], vec_AxBxDxD)
+    maha_AxB = jnp.sum(proj_AxBxD**2 / lam_AxBxD, -1)
+    logdet_AxB = jnp.sum(jnp.log(lam_AxBxD), -1)
+    return jnp.exp(-0.5 * (maha_AxB + logdet_AxB + D * jnp.log(2 * jnp.pi)))
 
 
 def l2sq(p, q) -> jax.Array:
@@ -260,7 +260,7 @@ def em(x_NxD, w_N, init: dict, n_iter: int, reg: float) -> dict:
         return (model, n_empty + empty), None
 
     (model, n_empty), _ = jax.lax.scan(step, (init, jnp.zeros((), jnp.int32)), None, length=n_iter)
-    unfloored_min_K = jnp.linalg.eigvalsh(model["covs"])[:, 0] - reg
+    unfloored_min_K = linalg.eigvalsh(model["covs"])[:, 0] - reg
     _, ll_N = loglik_rows(model)
     return {
         **model,
@@ -296,7 +296,7 @@ def make_world(cfg: GMMConfig) -> World:
         return {"x": x_NxD, "weight": weights(g)}
 
     def roots(covs_KxDxD):
-        lam, vec = jnp.linalg.eigh(covs_KxDxD)
+        lam, vec = linalg.eigh(covs_KxDxD)
         return vec * jnp.sqrt(jnp.clip(lam, 0.0))[:, None, :]
 
     def init(key):

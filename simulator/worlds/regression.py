@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simulator import linalg
 from simulator.world import World
 
 DESIGNS = ("fixed", "fresh")
@@ -129,7 +130,7 @@ def make_world(cfg: RegressionConfig) -> World:
         x, y = rows["x"], rows["y"]
         n = jnp.sum(w)
         gram = x.T @ (w[:, None] * x)
-        evals, evecs = jnp.linalg.eigh(gram)
+        evals, evecs = linalg.eigh(gram)
         if ridge > 0:
             inv = 1.0 / (evals + ridge * n)
         else:
