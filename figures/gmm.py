@@ -15,12 +15,11 @@ drawn through their marginal on the first two coordinates; 1-D runs as curves.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from figures import style
+from figures import cli, style
 from figures.regression import label
 from simulator import results
 from simulator.worlds.gmm import GMMConfig, true_mixture
@@ -139,17 +138,10 @@ def plot(run_dirs, out_dir, generations=None) -> list[Path]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
-    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
-    parser.add_argument("--generations", type=int, nargs="+", default=None, help="snapshot generations")
-    args = parser.parse_args(argv)
-    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
-    paths = plot(run_dirs, args.out or args.paths[0], args.generations)
-    if not paths:
-        parser.error("no gmm-world runs with recorded parameters under " + " ".join(args.paths))
-    for p in paths:
-        print(p)
+    cli.main(
+        plot, __doc__, "gmm-world runs with recorded parameters", argv,
+        generations=dict(type=int, nargs="+", default=None, help="snapshot generations"),
+    )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ its own experiment and returns [] when there are none.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from simulator import results
@@ -73,17 +72,3 @@ def integer_generations(*axes) -> None:
 def suptitle(fig, text: str) -> None:
     """The world and seed count, above every panel, left-aligned."""
     fig.suptitle(text, x=0.01, y=1.0, ha="left", va="bottom", fontsize=8)
-
-
-def cli(plot, doc: str, argv=None) -> None:
-    """The command line every LM figure shares: RESULTS_PATH [...] [--out DIR]."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
-    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
-    args = parser.parse_args(argv)
-    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
-    paths = plot(run_dirs, args.out or args.paths[0])
-    if not paths:
-        raise SystemExit(f"no runs of this figure's experiment under {', '.join(args.paths)}")
-    for p in paths:
-        print(p)

@@ -9,12 +9,11 @@ with its own band where it is averaged over sampled designs) and bound
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from figures import style
+from figures import cli, style
 from simulator import results
 
 STEM = "regression"
@@ -40,7 +39,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
     runs = [results.load(d) for d in run_dirs]
     runs = [r for r in runs if r[1]["config"]["world"]["name"] == "regression"]
     if not runs:
-        raise ValueError("no regression-world results found")
+        return []
     runs.sort(key=lambda r: (ORDER.index(r[1]["config"]["regime"]["name"]), label(r[1])))
     with plt.rc_context(style.RC):
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
@@ -78,13 +77,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
-    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
-    args = parser.parse_args(argv)
-    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
-    for p in plot(run_dirs, args.out or args.paths[0]):
-        print(p)
+    cli.main(plot, __doc__, "regression-world runs", argv)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ Only runs of the regression world with regime token_edit are drawn; others are i
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 
-from figures import style
+from figures import cli, style
 from simulator import results
 
 STEM = "toedit_audit"
@@ -172,16 +171,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="result directories (runs or sweeps)")
-    parser.add_argument("--out", default=None, help="output folder (default: the first path)")
-    args = parser.parse_args(argv)
-    run_dirs = [r for p in args.paths for r in results.find_runs(p)]
-    paths = plot(run_dirs, args.out or args.paths[0])
-    if not paths:
-        parser.error("no token_edit runs of the regression world under " + " ".join(args.paths))
-    for p in paths:
-        print(p)
+    cli.main(plot, __doc__, "token_edit runs of the regression world", argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import lm_runs, style
+from figures import cli, lm_runs, style
 
 STEM = "toedit_iterative"
 
@@ -84,7 +84,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
 
 
 def main(argv=None) -> None:
-    lm_runs.cli(plot, __doc__, argv)
+    cli.main(plot, __doc__, "runs of this figure's experiment", argv)
 
 
 if __name__ == "__main__":
