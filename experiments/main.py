@@ -63,8 +63,10 @@ def main(cfg: DictConfig) -> None:
         out_dir = Path(config.run.out_dir) / hc.sweep.subdir if multirun else config.run.out_dir
     try:
         path = run_experiment(config, out_dir)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        sys.exit(130)  # the run has said where its checkpoint is; no traceback
     print(f"[collapse-sim] {config.world.name}/{config.regime.name}: results in {path}", flush=True)
 
 

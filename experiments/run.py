@@ -217,6 +217,15 @@ def run_experiment(config, out_dir) -> Path:
             dt = time.perf_counter() - t
             t_sim += dt
             progress.update(done, n, dt)
+    except KeyboardInterrupt:
+        progress.close()
+        print(
+            f"[collapse-sim] {label}: interrupted; generations 0..{done} are saved in {out_dir}; "
+            f"run the same command to resume from generation {done}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     finally:
         progress.close()
 

@@ -77,6 +77,33 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path, capsys):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_ctrl_c_says_where_to_resume_and_the_rerun_finishes_the_same_run(tmp_path, capsys, monkeypatch):
+    """KeyboardInterrupt after the second chunk (Ctrl-C): the run names the saved generations and
+    the command that resumes; running again finishes with the records of an uninterrupted run."""
+    from experiments import run as run_module
+
+    real_update, calls = run_module.Progress.update, []
+
+    def interrupt_on_second_chunk(self, done, n, dt):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_update(self, done, n, dt)
+
+    monkeypatch.setattr(run_module.Progress, "update", interrupt_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(small(), tmp_path / "cut")
+    err = capsys.readouterr().err
+    assert f"interrupted; generations 0..4 are saved in {tmp_path / 'cut'}" in err
+    assert "run the same command to resume from generation 4" in err
+    monkeypatch.setattr(run_module.Progress, "update", real_update)
+    a, _ = results.load(run_experiment(small(progress=True), tmp_path / "cut"))
+    assert "resuming from generation 4" in capsys.readouterr().err
+    b, _ = results.load(run_experiment(small(), tmp_path / "clean"))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
 def test_changed_config_never_resumes_an_old_checkpoint(tmp_path, capsys):
     run_experiment(small(n_generations=4), tmp_path)
     old_hash = checkpoint.stored_hash(tmp_path)
