@@ -35,11 +35,7 @@ class RunConfig:
     world's figure after the run (from the saved results).  out_dir: where
     results go (default: hydra's output directory).  experiment: the name of the
     experiment config that made the run (set by ``conf/experiment/*.yaml``; figure
-    scripts select their runs by it; not part of the run's hash).
-    record_blocks, record_train_loss: text worlds only, what to record besides the
-    world's own metrics (experiments/lm_records.py): the tokens of the newest
-    ``record_blocks`` rows of every generation's training set (``train_tokens``), and
-    the fitted model's mean NLL on its own training set (``train_loss``, nats/token)."""
+    scripts select their runs by it; not part of the run's hash)."""
 
     n_generations: int = 10
     n_seeds: int = 256
@@ -54,8 +50,6 @@ class RunConfig:
     out_dir: Optional[str] = None
     distributed: bool = False
     experiment: str = ""
-    record_blocks: int = 0
-    record_train_loss: bool = False
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -68,8 +62,6 @@ class RunConfig:
             raise ValueError(f"run.seed_batch={self.seed_batch} must be >= 0 (0 = all seeds at once)")
         if self.chunk_generations < 0:
             raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
-        if self.record_blocks < 0:
-            raise ValueError(f"run.record_blocks={self.record_blocks} must be >= 0 (0 = record no text)")
         if self.theory_designs < 2:
             raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
 

@@ -29,9 +29,6 @@ from simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
 PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment")
-# Extra records; left out of the hash while off, so the hash of a run that records nothing
-# extra is what it was before these fields existed.
-RECORD_FIELDS = ("record_blocks", "record_train_loss")
 
 
 def set_precision(precision: str) -> None:
@@ -62,9 +59,7 @@ def resolved(config) -> dict:
 
 def run_key(config) -> str:
     c = resolved(config)
-    c["run"] = {
-        k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS and not (k in RECORD_FIELDS and not v)
-    }
+    c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
     return checkpoint.config_hash(c)
 
 
@@ -137,10 +132,6 @@ def run_experiment(config, out_dir) -> Path:
     if run.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     world = make_world(config.world)
-    if run.record_blocks or run.record_train_loss:
-        from experiments.lm_records import with_records
-
-        world = with_records(world, config.world, run.record_blocks, run.record_train_loss)
     G = run.n_generations
     regime = make_regime(config.regime, world, G)
     gen = make_generation(world, regime)

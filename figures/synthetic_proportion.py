@@ -73,7 +73,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
                 lm = np.array([style.mean_band(p[2]) for p in pts])
                 axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st, capsize=2, label=f"teacher text at temperature {temp:g}")
         if not axl.lines:
-            axl.text(0.5, 0.5, "no train_loss record\n(run.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
+            axl.text(0.5, 0.5, "no train_loss record\n(world.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
         for a in (ax, axl):
             a.set_xlabel("synthetic share of the training text (%)")
             a.set_xticks(sorted(ticks))

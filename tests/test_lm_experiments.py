@@ -1,5 +1,5 @@
 """Every LM experiment config runs on the n-gram world at a tiny size, and its figure renders from
-the saved results; the extra records (experiments/lm_records.py) are what the engine computes."""
+the saved results; the text world's extra records (train_tokens, train_loss) are what they claim."""
 
 import itertools
 
@@ -73,7 +73,7 @@ def runs(tmp_path_factory):
     for name in EXPERIMENTS:
         params = JOBS[name]
         assert params.keys() == sweep(name).keys() and all(set(v) <= set(sweep(name)[k]) for k, v in params.items())
-        extra = ["run.record_blocks=24"] if compose_config([f"experiment={name}"]).run.record_blocks else []
+        extra = ["world.record_blocks=24"] if compose_config([f"experiment={name}"]).world.record_blocks else []
         done[name] = run_sweep(name, params, out / name, extra)
     return done
 
@@ -138,17 +138,24 @@ def test_records_train_tokens_and_train_loss(runs):
     np.testing.assert_allclose(rec["train_seq_ppl_gen0"][0, 0], seq, rtol=1e-5)
 
 
-def test_records_need_a_text_world():
-    cfg = OmegaConf.to_object(compose_config(["world=regression", "run.record_blocks=4", "run.n_seeds=2", "run.n_generations=1"]))
-    with pytest.raises(ValueError, match="not a text world"):
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("world.record_blocks=-1", r"world.record_blocks=-1 is not allowed; need a whole number >= 0"),
+        ("world.record_blocks=25", r"world.record_blocks=25 exceeds the 24 rows of a training set"),
+    ],
+)
+def test_bad_record_settings_fail_at_start_naming_the_value(override, match):
+    with pytest.raises(ValueError, match=match):
+        cfg = OmegaConf.to_object(compose_config([*TINY, override]))
         run_experiment(cfg, "/nonexistent/never-written")
 
 
-def test_newest_rows_are_the_last_present_rows_in_order():
+def test_newest_rows_are_the_last_present_rows_newest_first():
     import jax.numpy as jnp
 
-    from experiments.lm_records import newest_rows
+    from simulator.worlds.text import newest_rows
 
     w = jnp.array([1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
-    assert newest_rows(w, 2).tolist() == [3, 5]
-    assert newest_rows(w, 4).tolist() == [0, 1, 3, 5]
+    assert newest_rows(w, 2).tolist() == [5, 3]
+    assert newest_rows(w, 4).tolist() == [5, 3, 1, 0]

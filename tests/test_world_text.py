@@ -109,7 +109,7 @@ def test_edit_selects_exactly_the_confident_positions_of_eligible_present_rows(e
     # a resampled token is always one of the prior's top k on the original prefix
     assert at_most_kth(P[changed], out[:, 1:][changed], EXACT.edit_top_k).all()
     # the selection itself, bit for bit, from the pure rule with the edit's key
-    lp = next_logprobs(prior, rows["tokens"])
+    lp = next_logprobs(prior["lm"], rows["tokens"])
     np.testing.assert_allclose(np.exp(np.asarray(lp)), P, rtol=2e-5, atol=1e-7)
     k_rule = jax.random.split(jax.random.key(5))[0]  # the edit's rule key
     edited, selected, prob = rule(k_rule, lp, rows["tokens"][:, 1:], EXACT.edit_threshold, 8, 1.0)
@@ -117,7 +117,7 @@ def test_edit_selects_exactly_the_confident_positions_of_eligible_present_rows(e
     np.testing.assert_array_equal(out[:, 1:][expect], np.asarray(edited)[expect])
     # scoring the blocks in chunks (as the world does for large sets) draws the same tokens
     chunked = jax.jit(chunked_rule, static_argnums=(0, 5, 7))(
-        ngram.language_model(EXACT), k_rule, prior, rows["tokens"], EXACT.edit_threshold, 8, 1.0, 5)
+        ngram.language_model(EXACT), k_rule, prior["lm"], rows["tokens"], EXACT.edit_threshold, 8, 1.0, 5)
     for a, b in zip(chunked, (edited, selected, prob)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(np.asarray(prob), p_NxL, rtol=2e-5)
@@ -131,7 +131,7 @@ def test_edit_selects_exactly_the_confident_positions_of_eligible_present_rows(e
 def test_threshold_above_one_changes_nothing_and_zero_selects_every_position(exact):
     _, _, rows, prior, P = exact
     tok = rows["tokens"]
-    lp = next_logprobs(prior, tok)
+    lp = next_logprobs(prior["lm"], tok)
     for threshold in (1.0 + 1e-6, 1.5):
         edited, selected, _ = rule(jax.random.key(0), lp, tok[:, 1:], threshold, 8, 1.0)
         assert not np.asarray(selected).any()
@@ -170,7 +170,7 @@ def test_deletion_removes_exactly_the_improbable_tokens_and_refills_from_the_pri
     assert out.shape == (N, W)
     np.testing.assert_array_equal(out[~eligible], tok[~eligible])
     # the kept tokens, resampled where selected, closed up in order
-    lp = next_logprobs(prior, rows["tokens"])
+    lp = next_logprobs(prior["lm"], rows["tokens"])
     new = np.asarray(rule(jax.random.split(key)[0], lp, rows["tokens"][:, 1:], cfg.edit_threshold, cfg.edit_top_k, 1.0)[0])
     edited = np.concatenate([tok[:, :1], np.where(selected, new, tok[:, 1:])], axis=1)
     keep = np.concatenate([np.ones((N, 1), bool), ~deleted], axis=1)

@@ -10,50 +10,26 @@ Fast enough for hundreds of seeds and many generations on a laptop CPU.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 from simulator.lm import ngram
-from simulator.worlds.text import LanguageModel, draw_top_k, load_text, make_text_world, text_fields_valid
+from simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 
 @dataclasses.dataclass
-class Config:
-    """corpus: a UTF-8 file or folder (None = the shipped Shakespeare corpus).
-    block_len: tokens per block (position 0 is context only).  train_blocks:
-    blocks of real text in generation 0's training set.  test_blocks: held-out
-    blocks scored every generation.  reservoir_blocks: training-split blocks
-    available as fresh real data.  synthetic_ratio: synthetic blocks per real
-    block.  temperature, top_k (0 = off), prompt_len (0 = unprompted): sampling.
-    order, smoothing (additive | interpolate | witten_bell), alpha: the model.
-    edit_threshold (p), edit_top_k, edit_temperature (beta): ToEdit's rule;
-    edit_drop_below: delete tokens of lower prior probability (0 = off; ToEdit's
-    low_drop_up_revise uses 0.001).
-    inspect_blocks: training blocks scored per sequence by the generation-0 model."""
+class Config(TextConfig):
+    """The text fields (simulator/worlds/text.py, TextConfig) and the model: order,
+    smoothing (additive | interpolate | witten_bell), alpha."""
 
     name: str = "ngram"
-    corpus: Optional[str] = None
-    block_len: int = 128
-    train_blocks: int = 512
-    test_blocks: int = 256
-    reservoir_blocks: int = 4096
-    synthetic_ratio: float = 1.0
-    temperature: float = 1.0
-    top_k: int = 0
-    prompt_len: int = 0
     order: int = 3
     smoothing: str = "witten_bell"
     alpha: float = 0.1
-    edit_threshold: float = 0.99
-    edit_top_k: int = 8
-    edit_temperature: float = 1.0
-    edit_drop_below: float = 0.0
-    inspect_blocks: int = 64
 
     def __post_init__(self):
-        text_fields_valid(self)
+        super().__post_init__()
         model_config(self)
 
 

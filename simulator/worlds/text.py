@@ -25,6 +25,11 @@ models are measured on the same tokens.
   ``low_drop_up_revise`` uses 0.001) a token with P(x_i | x_<i) <
   ``edit_drop_below`` is deleted; see :func:`make_text_world` for how a block
   keeps its static length.
+- extra records, off by default: ``train_tokens`` (``record_blocks`` > 0), the
+  newest ``record_blocks`` present rows of every generation's training set, for
+  the n-gram diagnostics; ``train_loss`` (``record_train_loss``), the fitted
+  model's mean NLL on its own weighted training set (nats per scored token), as
+  in ToEdit's Fig. 7.
 """
 
 from __future__ import annotations
@@ -71,6 +76,42 @@ class LanguageModel(NamedTuple):
 
 
 @dataclasses.dataclass
+class TextConfig:
+    """The fields every text world shares.  corpus: a UTF-8 file or folder (None =
+    the shipped Shakespeare corpus).  block_len: tokens per block (position 0 is
+    context only).  train_blocks: blocks of real text in generation 0's training
+    set.  test_blocks: held-out blocks scored every generation.  reservoir_blocks:
+    training-split blocks available as fresh real data.  synthetic_ratio: synthetic
+    blocks per real block.  temperature, top_k (0 = off), prompt_len (0 =
+    unprompted): sampling.  edit_threshold (p), edit_top_k, edit_temperature
+    (beta): ToEdit's rule; edit_drop_below: delete tokens of lower prior
+    probability (0 = off; ToEdit's low_drop_up_revise uses 0.001).
+    inspect_blocks: training blocks scored per sequence by the generation-0 model.
+    record_blocks, record_train_loss: the extra records (module docstring)."""
+
+    name: str = "text"
+    corpus: Optional[str] = None
+    block_len: int = 128
+    train_blocks: int = 512
+    test_blocks: int = 256
+    reservoir_blocks: int = 4096
+    synthetic_ratio: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    prompt_len: int = 0
+    edit_threshold: float = 0.99
+    edit_top_k: int = 8
+    edit_temperature: float = 1.0
+    edit_drop_below: float = 0.0
+    inspect_blocks: int = 64
+    record_blocks: int = 0
+    record_train_loss: bool = False
+
+    def __post_init__(self):
+        text_fields_valid(self)
+
+
+@dataclasses.dataclass
 class TextData:
     """The blocks a text world uses, host-side numpy."""
 
@@ -85,10 +126,10 @@ def text_fields_valid(cfg) -> None:
 
     if not (isinstance(cfg.block_len, int) and cfg.block_len >= 2):
         bad("block_len", cfg.block_len, "need a whole number of tokens >= 2")
-    for field in ("train_blocks", "test_blocks", "inspect_blocks"):
-        v = getattr(cfg, field)
-        if not (isinstance(v, int) and v >= (0 if field == "inspect_blocks" else 1)):
-            bad(field, v, "need a whole number >= 1" if field != "inspect_blocks" else "need a whole number >= 0")
+    for field in ("train_blocks", "test_blocks", "inspect_blocks", "record_blocks"):
+        v, least = getattr(cfg, field), 1 if field in ("train_blocks", "test_blocks") else 0
+        if not (isinstance(v, int) and v >= least):
+            bad(field, v, f"need a whole number >= {least}")
     if not (cfg.synthetic_ratio > 0 and math.isfinite(cfg.synthetic_ratio)):
         bad("synthetic_ratio", cfg.synthetic_ratio, "need a number > 0")
     if not cfg.temperature > 0:
@@ -103,6 +144,8 @@ def text_fields_valid(cfg) -> None:
         bad("edit_top_k", cfg.edit_top_k, "need a whole number in [1, vocabulary size 256]")
     if not cfg.edit_temperature > 0:
         bad("edit_temperature", cfg.edit_temperature, "need a number > 0")
+    if not isinstance(cfg.record_train_loss, bool):
+        bad("record_train_loss", cfg.record_train_loss, "need true or false")
     if not 0.0 <= cfg.edit_drop_below <= cfg.edit_threshold:
         bad("edit_drop_below", cfg.edit_drop_below,
             f"need a probability in [0, world.edit_threshold={cfg.edit_threshold}] (0 = no deletion)")
@@ -228,6 +271,13 @@ def load_text(corpus: Optional[str], block_len: int, reservoir_blocks: int, test
     return TextData(reservoir=train[order], test=test[pick])
 
 
+def newest_rows(weight_N: jax.Array, n: int) -> jax.Array:
+    """Indices of the last ``n`` rows of positive weight, newest first: in an
+    accumulated pool, the latest synthetic set."""
+    order = jnp.where(weight_N > 0, jnp.arange(weight_N.shape[0]), -1)
+    return jax.lax.top_k(order, n)[1]
+
+
 def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     text_fields_valid(cfg)
     N = cfg.train_blocks
@@ -245,6 +295,8 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     real_weight = (jnp.arange(rows) < N).astype(jnp.float32)
     syn_weight = (jnp.arange(rows) < M).astype(jnp.float32)
     n_inspect = min(cfg.inspect_blocks, rows)
+    if cfg.record_blocks > rows:
+        raise ValueError(f"world.record_blocks={cfg.record_blocks} exceeds the {rows} rows of a training set")
     threshold, edit_k, beta = cfg.edit_threshold, cfg.edit_top_k, cfg.edit_temperature
     drop_below = cfg.edit_drop_below
     # Positions whose distributions the edit holds at once: about EDIT_CHUNK_TOKENS, i.e.
@@ -264,29 +316,41 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         return table(jnp.where(g == 0, real_tokens, fresh), real_weight)
 
     def fit(key, train, base):
-        return lm.fit(key, train["tokens"], train["weight"], base)
+        """{"lm": the fitted model, "train_loss": its weighted NLL on ``train`` if recorded}."""
+        model = lm.fit(key, train["tokens"], train["weight"], None if base is None else base["lm"])
+        if not cfg.record_train_loss:
+            return {"lm": model}
+        nll_N = -jnp.mean(lm.token_logprobs(model, train["tokens"]), axis=-1)
+        w_N = train["weight"]
+        return {"lm": model, "train_loss": jnp.sum(jnp.where(w_N > 0, w_N * nll_N, 0.0)) / jnp.sum(w_N)}
 
     def sample(key, truth, params, g):
         k_prompt, k_sample = jax.random.split(key)
         prompts = real_tokens[jax.random.choice(k_prompt, N, (rows,))][:, : max(cfg.prompt_len, 1)]
-        return table(lm.sample(k_sample, params, prompts), syn_weight)
+        return table(lm.sample(k_sample, params["lm"], prompts), syn_weight)
 
     def evaluate(truth, params):
-        nll = -jnp.mean(lm.token_logprobs(params, test))
-        return {"test_error": nll, "test_ppl": jnp.exp(nll), "test_bits_per_token": nll / jnp.log(2.0)}
+        nll = -jnp.mean(lm.token_logprobs(params["lm"], test))
+        out = {"test_error": nll, "test_ppl": jnp.exp(nll), "test_bits_per_token": nll / jnp.log(2.0)}
+        return out | ({"train_loss": params["train_loss"]} if cfg.record_train_loss else {})
 
     def inspect(truth, params0, train):
         """Per-sequence perplexity under the generation-0 model (Shumailov et al.
         2024, Fig. 1) of the last ``inspect_blocks`` present rows of a training
-        set: the newest data (in an accumulated pool, the latest synthetic set)."""
-        if n_inspect == 0:
-            return {}
-        order = jnp.where(train["weight"] > 0, jnp.arange(train["weight"].shape[0]), -1)
-        _, last = jax.lax.top_k(order, n_inspect)
-        lp = lm.token_logprobs(params0, train["tokens"][last])
-        return {"train_seq_ppl_gen0": jnp.exp(-jnp.mean(lp, axis=-1))}
+        set, the newest data; and, if recorded, the last ``record_blocks`` rows
+        themselves in their order in the set (``train_tokens``)."""
+        out, n_newest = {}, max(n_inspect, cfg.record_blocks)
+        if n_newest == 0:
+            return out
+        newest = newest_rows(train["weight"], n_newest)
+        if n_inspect:
+            lp = lm.token_logprobs(params0["lm"], train["tokens"][newest[:n_inspect]])
+            out["train_seq_ppl_gen0"] = jnp.exp(-jnp.mean(lp, axis=-1))
+        if cfg.record_blocks:
+            out["train_tokens"] = train["tokens"][jnp.sort(newest[: cfg.record_blocks])].astype(jnp.int32)
+        return out
 
-    def edit(key, truth, prior, rows_in, eligible):
+    def edit(key, truth, prior_params, rows_in, eligible):
         """ToEdit (Zhu et al. 2024, Alg. 1; theory.md §4.2) on every eligible block.
 
         Position 0 of a block is context only: never scored, edited or deleted.
@@ -306,6 +370,7 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         from another block, at the price of a few prior-sampled tokens at the
         end of a block that lost tokens.
         """
+        prior = prior_params["lm"]
         tok = rows_in["tokens"]
         target = tok[:, 1:]
         k_rule, k_fill = jax.random.split(key)

@@ -10,7 +10,6 @@ Shumailov et al.'s fine-tuning setting).  Sampling uses a key-value cache.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -18,31 +17,23 @@ import jax.numpy as jnp
 from simulator.lm import transformer as tf
 from simulator.lm.sample import make_sampler
 from simulator.lm.train import TrainConfig, make_loss, make_train
-from simulator.worlds.text import LanguageModel, draw_top_k, load_text, make_text_world, text_fields_valid
+from simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 INITS = ("scratch", "continue")
 
 
 @dataclasses.dataclass
-class Config:
-    """Text fields as in the n-gram world (block_len = context + 1).  Model:
-    n_layers, d_model, n_heads, dropout.  Training: steps, batch_size, lr,
-    warmup, weight_decay, clip; init = scratch | continue (from generation 0).
-    Sampling: temperature, top_k (0 = off), top_p (1 = off), prompt_len.
-    Token editing: edit_threshold, edit_top_k, edit_temperature, edit_drop_below
-    (0 = no deletion), as in the n-gram world."""
+class Config(TextConfig):
+    """The text fields (simulator/worlds/text.py, TextConfig; block_len = context
+    + 1) with smaller blocks and more of them, and top_p (1 = off) for sampling.
+    Model: n_layers, d_model, n_heads, dropout.  Training: steps, batch_size, lr,
+    warmup, weight_decay, clip; init = scratch | continue (from generation 0)."""
 
     name: str = "transformer"
-    corpus: Optional[str] = None
     block_len: int = 65
     train_blocks: int = 1024
-    test_blocks: int = 256
     reservoir_blocks: int = 8192
-    synthetic_ratio: float = 1.0
-    temperature: float = 1.0
-    top_k: int = 0
     top_p: float = 1.0
-    prompt_len: int = 0
     n_layers: int = 2
     d_model: int = 64
     n_heads: int = 4
@@ -54,14 +45,9 @@ class Config:
     weight_decay: float = 0.1
     clip: float = 1.0
     init: str = "scratch"
-    edit_threshold: float = 0.99
-    edit_top_k: int = 8
-    edit_temperature: float = 1.0
-    edit_drop_below: float = 0.0
-    inspect_blocks: int = 64
 
     def __post_init__(self):
-        text_fields_valid(self)
+        super().__post_init__()
         if self.init not in INITS:
             raise ValueError(f"world.init={self.init!r} is not known; allowed: {', '.join(INITS)}")
         if not 0.0 < self.top_p <= 1.0:
