@@ -101,6 +101,17 @@ def _first_bad(records: dict, g0: int):
     return None
 
 
+def _bad_state(carry_host):
+    """(path, seeds) of the first floating-point leaf of the carried state (models, pools)
+    that is not finite for some seed, or None."""
+    for path, v in jax.tree_util.tree_leaves_with_path(carry_host):
+        if np.issubdtype(v.dtype, np.floating) and v.ndim:
+            ok = np.isfinite(v).reshape(v.shape[0], -1).all(-1)
+            if not ok.all():
+                return jax.tree_util.keystr(path), np.flatnonzero(~ok).tolist()
+    return None
+
+
 def to_host(tree):
     """Numpy copies of (possibly multi-host sharded) arrays, gathered on every process."""
     if jax.process_count() == 1:
@@ -110,10 +121,9 @@ def to_host(tree):
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def _save_checkpoint(out_dir, key, generation, carry, records) -> None:
-    carry = to_host(carry)  # every process joins the gather; process 0 writes
-    if jax.process_index() == 0:
-        checkpoint.save(out_dir, key, generation, carry, records)
+def _save_checkpoint(out_dir, key, generation, carry_host, records) -> None:
+    if jax.process_index() == 0:  # every process gathered the carry; process 0 writes
+        checkpoint.save(out_dir, key, generation, carry_host, records)
 
 
 def _concat(parts: list[dict]) -> dict:
@@ -182,7 +192,11 @@ def run_experiment(config, out_dir) -> Path:
         bad = _first_bad(parts[0], 0)
         if bad:
             raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
-        _save_checkpoint(out_dir, key, 0, carry, parts[0])
+        carry_host = to_host(carry)
+        bad = _bad_state(carry_host)
+        if bad:
+            raise FloatingPointError(f"the model state {bad[0]} is not finite at generation 0 for seeds {bad[1][:10]}")
+        _save_checkpoint(out_dir, key, 0, carry_host, parts[0])
     t_first = time.perf_counter() - t0
 
     step = run.chunk_generations or G
@@ -202,9 +216,18 @@ def run_experiment(config, out_dir) -> Path:
                     f"generations 0..{done} are saved in {out_dir}; change the config (e.g. run.precision=float64) "
                     f"and run again, or run the same command to retry from generation {done}"
                 )
+            carry_host = to_host(carry)
+            bad = _bad_state(carry_host)
+            if bad:
+                path, seeds = bad
+                raise FloatingPointError(
+                    f"the model state {path} is not finite after generation {done + n} for seeds {seeds[:10]}; "
+                    f"generations 0..{done} are saved in {out_dir}; change the config (e.g. run.precision=float64) "
+                    f"and run again, or run the same command to retry from generation {done}"
+                )
             parts.append(recs)
             done += n
-            _save_checkpoint(out_dir, key, done, carry, _concat(parts))
+            _save_checkpoint(out_dir, key, done, carry_host, _concat(parts))
             dt = time.perf_counter() - t
             t_sim += dt
             progress.update(done, n, dt)

@@ -137,6 +137,37 @@ def test_non_finite_record_stops_with_generation_and_seeds(tmp_path):
     assert "run.precision" in str(e.value) or "generation 0" in str(e.value)
 
 
+def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, monkeypatch):
+    """Rows of an accumulated pool that carry a NaN no metric reads (an extra column, NaN in
+    the synthetic rows from generation 3 on) stop the run after the chunk that made them,
+    naming the state, the generation and the seeds, with generations 0..2 kept."""
+    import jax.numpy as jnp
+
+    from experiments import run as run_module
+    from simulator.worlds import make_world
+
+    def world_with_a_bad_column(cfg):
+        world = make_world(cfg)
+
+        def real(key, truth, g):
+            rows = world.real(key, truth, g)
+            return rows | {"shadow": jnp.zeros_like(rows["weight"])}
+
+        def sample(key, truth, params, g):
+            rows = world.sample(key, truth, params, g)
+            return rows | {"shadow": jnp.where(g >= 3, jnp.nan, 0.0) * jnp.ones_like(rows["weight"])}
+
+        return world._replace(real=real, sample=sample)
+
+    monkeypatch.setattr(run_module, "make_world", world_with_a_bad_column)
+    cfg = small(n_seeds=3)
+    cfg = dataclasses.replace(cfg, regime=RegimeConfig(name="accumulate"))
+    with pytest.raises(FloatingPointError, match=r"'shadow'.* is not finite after generation 4 for seeds \[0, 1, 2\]; "
+                       r"generations 0..2 are saved"):
+        run_experiment(cfg, tmp_path)
+    assert json.loads((tmp_path / checkpoint.INFO).read_text())["generation"] == 2
+
+
 def test_seeds_sharded_over_four_devices_equal_one_device(tmp_path):
     script = textwrap.dedent(
         f"""
