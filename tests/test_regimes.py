@@ -129,3 +129,29 @@ def test_generation0_prior_edits_with_the_first_model(world):
     a, _, _ = regime.step(jax.random.key(5), state, truth, later, 1)
     b, _, _ = make_regime(RegimeConfig(name="replace"), world, G).step(jax.random.key(5), (), truth, params0, 1)
     np.testing.assert_allclose(a["y"], b["y"])
+
+
+def test_subsets_are_uniform_over_the_present_rows():
+    """Every present row is drawn with probability m / n_present (4 binomial standard errors
+    over 20,000 draws), absent rows never; the same for the mix regime's real-row mask."""
+    K, n, m = 20_000, 30, 7
+    weight = jnp.asarray(np.r_[np.ones(20), np.zeros(10)])  # 20 present rows, then 10 absent
+    rows = {"i": jnp.arange(n), "weight": weight}
+    keys = jax.random.split(jax.random.key(0), K)
+    drawn = jax.vmap(lambda k: R.subsample(k, rows, m)["i"])(keys)
+    freq = np.bincount(np.asarray(drawn).ravel(), minlength=n) / K
+    p = m / 20
+    assert np.all(np.abs(freq[:20] - p) < 4 * np.sqrt(p * (1 - p) / K)) and np.all(freq[20:] == 0)
+    assert all(len(set(row)) == m for row in np.asarray(drawn[:200]).tolist())  # without replacement
+
+    masks = np.asarray(jax.vmap(lambda k: R.random_subset_mask(k, n, m))(keys))
+    assert np.all(masks.sum(1) == m)
+    p = m / n
+    assert np.all(np.abs(masks.mean(0) - p) < 4 * np.sqrt(p * (1 - p) / K))
+
+
+def test_random_keys_are_distinct_positive_normal_floats():
+    keys = np.asarray(R.random_keys_f32(jax.random.key(1), (100_000,)))
+    assert keys.dtype == np.float32 and np.all(np.isfinite(keys))
+    assert np.all(keys >= np.finfo(np.float32).tiny)  # no subnormals, which flush-to-zero would tie
+    assert len(np.unique(keys)) >= 100_000 - 10  # ties: expected n²·2^-32 ≈ 2.3 here
