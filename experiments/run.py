@@ -112,6 +112,13 @@ def _bad_state(carry_host):
     return None
 
 
+def _stopped(what: str, seeds: list, out_dir, done: int) -> FloatingPointError:
+    return FloatingPointError(
+        f"{what} for seeds {seeds[:10]}; generations 0..{done} are saved in {out_dir}; change the config "
+        f"(e.g. run.precision=float64) and run again, or run the same command to retry from generation {done}"
+    )
+
+
 def to_host(tree):
     """Numpy copies of (possibly multi-host sharded) arrays, gathered on every process."""
     if jax.process_count() == 1:
@@ -195,7 +202,7 @@ def run_experiment(config, out_dir) -> Path:
         carry_host = to_host(carry)
         bad = _bad_state(carry_host)
         if bad:
-            raise FloatingPointError(f"the model state {bad[0]} is not finite at generation 0 for seeds {bad[1][:10]}")
+            raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[1][:10]}")
         _save_checkpoint(out_dir, key, 0, carry_host, parts[0])
     t_first = time.perf_counter() - t0
 
@@ -211,20 +218,12 @@ def run_experiment(config, out_dir) -> Path:
             bad = _first_bad(recs, done + 1)
             if bad:
                 name, g, seeds = bad
-                raise FloatingPointError(
-                    f"record {name!r} is not finite at generation {g} for seeds {seeds[:10]}; "
-                    f"generations 0..{done} are saved in {out_dir}; change the config (e.g. run.precision=float64) "
-                    f"and run again, or run the same command to retry from generation {done}"
-                )
+                raise _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done)
             carry_host = to_host(carry)
             bad = _bad_state(carry_host)
             if bad:
                 path, seeds = bad
-                raise FloatingPointError(
-                    f"the model state {path} is not finite after generation {done + n} for seeds {seeds[:10]}; "
-                    f"generations 0..{done} are saved in {out_dir}; change the config (e.g. run.precision=float64) "
-                    f"and run again, or run the same command to retry from generation {done}"
-                )
+                raise _stopped(f"the carried state {path} is not finite after generation {done + n}", seeds, out_dir, done)
             parts.append(recs)
             done += n
             _save_checkpoint(out_dir, key, done, carry_host, _concat(parts))
