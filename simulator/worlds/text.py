@@ -279,7 +279,6 @@ def newest_rows(weight_N: jax.Array, n: int) -> jax.Array:
 
 
 def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
-    text_fields_valid(cfg)
     N = cfg.train_blocks
     if data.reservoir.shape[0] < N:
         raise ValueError(
