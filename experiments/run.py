@@ -101,15 +101,11 @@ def _first_bad(records: dict, g0: int):
     return None
 
 
-def _bad_state(carry_host):
-    """(path, seeds) of the first floating-point leaf of the carried state (models, pools)
-    that is not finite for some seed, or None."""
-    for path, v in jax.tree_util.tree_leaves_with_path(carry_host):
-        if np.issubdtype(v.dtype, np.floating) and v.ndim:
-            ok = np.isfinite(v).reshape(v.shape[0], -1).all(-1)
-            if not ok.all():
-                return jax.tree_util.keystr(path), np.flatnonzero(~ok).tolist()
-    return None
+def _bad_state(carry_host, generation: int):
+    """:func:`_first_bad` over the carried state (models, pools): each leaf, named by its
+    path, as a record of one generation."""
+    leaves = jax.tree_util.tree_leaves_with_path(carry_host)
+    return _first_bad({jax.tree_util.keystr(p): v[:, None] for p, v in leaves if v.ndim}, generation)
 
 
 def _stopped(what: str, seeds: list, out_dir, done: int) -> FloatingPointError:
@@ -200,9 +196,9 @@ def run_experiment(config, out_dir) -> Path:
         if bad:
             raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
         carry_host = to_host(carry)
-        bad = _bad_state(carry_host)
+        bad = _bad_state(carry_host, 0)
         if bad:
-            raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[1][:10]}")
+            raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[2][:10]}")
         _save_checkpoint(out_dir, key, 0, carry_host, parts[0])
     t_first = time.perf_counter() - t0
 
@@ -220,10 +216,10 @@ def run_experiment(config, out_dir) -> Path:
                 name, g, seeds = bad
                 raise _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done)
             carry_host = to_host(carry)
-            bad = _bad_state(carry_host)
+            bad = _bad_state(carry_host, done + n)
             if bad:
-                path, seeds = bad
-                raise _stopped(f"the carried state {path} is not finite after generation {done + n}", seeds, out_dir, done)
+                path, g, seeds = bad
+                raise _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done)
             parts.append(recs)
             done += n
             _save_checkpoint(out_dir, key, done, carry_host, _concat(parts))

@@ -153,12 +153,11 @@ def log_normal(x_NxD, mu_KxD, cov_KxDxD) -> jax.Array:
 
 def overlap(mu_AxD, cov_AxDxD, mu_BxD, cov_BxDxD) -> jax.Array:
     """∫ N(x; μ_a, Σ_a) N(x; μ_b, Σ_b) dx = N(μ_a − μ_b; 0, Σ_a + Σ_b), (A, B)."""
-    D = mu_AxD.shape[-1]
-    lam_AxBxD, vec_AxBxDxD = linalg.eigh(cov_AxDxD[:, None] + cov_BxDxD[None])
-    proj_AxBxD = jnp.einsum("abd,abde->abe", mu_AxD[:, None] - mu_BxD[None], vec_AxBxDxD)
-    maha_AxB = jnp.sum(proj_AxBxD**2 / lam_AxBxD, -1)
-    logdet_AxB = jnp.sum(jnp.log(lam_AxBxD), -1)
-    return jnp.exp(-0.5 * (maha_AxB + logdet_AxB + D * jnp.log(2 * jnp.pi)))
+
+    def row(mu_D, cov_DxD):  # N(μ_a; μ_b, Σ_a + Σ_b) for every b
+        return log_normal(mu_D[None], mu_BxD, cov_DxD[None] + cov_BxDxD)[0]
+
+    return jnp.exp(jax.vmap(row)(mu_AxD, cov_AxDxD))
 
 
 def l2sq(p, q) -> jax.Array:
