@@ -90,7 +90,7 @@ def make_workload(world: str, regime: str, d: int, G: int = 10) -> Workload:
 
 def engine_configs(wl: Workload):
     """(world config, regime config) that make the engine run ``wl``."""
-    from simulator.regimes import RegimeConfig
+    from collapse_sim.simulator.regimes import RegimeConfig
 
     regime = RegimeConfig(
         name=wl.regime,
@@ -102,14 +102,14 @@ def engine_configs(wl: Workload):
         q=wl.q,
     )
     if wl.world == "regression":
-        from simulator.worlds.regression import RegressionConfig
+        from collapse_sim.simulator.worlds.regression import RegressionConfig
 
         return RegressionConfig(d=wl.d, T=wl.n, sigma=wl.sigma), regime
     if wl.world == "gaussian":
-        from simulator.worlds.gaussian import GaussianConfig
+        from collapse_sim.simulator.worlds.gaussian import GaussianConfig
 
         return GaussianConfig(d=wl.d, M=wl.n, estimator="mle", sigma=wl.sigma), regime
-    from simulator.worlds.categorical import CategoricalConfig
+    from collapse_sim.simulator.worlds.categorical import CategoricalConfig
 
     return CategoricalConfig(V=wl.d, M=wl.n, dist="uniform"), regime
 

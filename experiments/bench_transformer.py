@@ -1,5 +1,5 @@
 """The transformer world's part of ``collapse-bench``: training tokens per second of
-the default small model with ``simulator.lm.train.make_train`` against the same
+the default small model with ``collapse_sim.simulator.lm.train.make_train`` against the same
 model, batch and optimiser in PyTorch (eager; ``pip install -e .[bench]``), and the
 achieved FLOP/s against a float32 matmul peak measured in the same run.
 """
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmark import best_time, log, profile_compiled
+from collapse_sim.experiments.benchmark import best_time, log, profile_compiled
 
 
 def matmul_peak(n: int = 1024, reps: int = 10) -> dict:
@@ -43,8 +43,8 @@ def transformer_flops_per_token(cfg) -> dict:
 def jax_trainer(steps: int, n_rows: int = 4096):
     """``(run, info)``: ``run()`` trains ``steps`` steps of the default model with
     ``make_train`` (one compiled ``lax.scan``) and returns (seconds, losses)."""
-    from simulator.lm.train import TrainConfig, make_train
-    from simulator.lm.transformer import TransformerConfig, init_params
+    from collapse_sim.simulator.lm.train import TrainConfig, make_train
+    from collapse_sim.simulator.lm.transformer import TransformerConfig, init_params
 
     mcfg = TransformerConfig()
     tcfg = TrainConfig(steps=steps, batch_size=32)
@@ -93,8 +93,8 @@ def torch_trainer(steps: int, n_rows: int = 4096):
     except ImportError:
         log("PyTorch is not installed: skipping the PyTorch comparison (pip install -e .[bench])")
         return None
-    from simulator.lm.train import TrainConfig
-    from simulator.lm.transformer import TransformerConfig
+    from collapse_sim.simulator.lm.train import TrainConfig
+    from collapse_sim.simulator.lm.transformer import TransformerConfig
 
     mcfg, tcfg = TransformerConfig(), TrainConfig(steps=steps, batch_size=32)
     torch.manual_seed(0)

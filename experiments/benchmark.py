@@ -20,7 +20,7 @@ Never part of the test suite.  One run measures, on the machine it runs on:
    what limits a workload.
 3. The transformer world (``experiments/bench_transformer.py``): training
    tokens per second of the default small model (2 layers, d=64, 4 heads,
-   context 64, batch 32) with ``simulator.lm.train.make_train``, against the
+   context 64, batch 32) with ``collapse_sim.simulator.lm.train.make_train``, against the
    same model and optimiser in PyTorch (eager, ``scaled_dot_product_attention``;
    ``pip install -e .[bench]``), and achieved FLOP/s against a float32 1024^2
    matmul measured in the same run.
@@ -59,8 +59,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import bench_reference as ref
-from experiments.bench_report import TARGETS, targets, write_reports
+from collapse_sim.experiments import bench_reference as ref
+from collapse_sim.experiments.bench_report import TARGETS, targets, write_reports
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "benchmarks"
 
@@ -130,7 +130,7 @@ def blas_threads(n: int | None):
 
 
 def machine_info() -> dict:
-    from experiments.run import versions
+    from collapse_sim.experiments.run import versions
 
     v = versions()
     from importlib import metadata
@@ -211,9 +211,9 @@ def bench_workload(wl, seeds: list[int], budget: float, loop_budget: float, prof
     """Engine, per-seed loop and batched numpy for one workload over the seed sweep;
     with ``profile_seeds`` (one of ``seeds``) also a ``jax.profiler`` profile of the
     engine's program at that seed count (reusing its compilation)."""
-    from simulator.loop import make_simulate, seed_keys
-    from simulator.regimes import make_regime
-    from simulator.worlds import make_world
+    from collapse_sim.simulator.loop import make_simulate, seed_keys
+    from collapse_sim.simulator.regimes import make_regime
+    from collapse_sim.simulator.worlds import make_world
 
     world_cfg, regime_cfg = ref.engine_configs(wl)
     world = make_world(world_cfg)
@@ -330,7 +330,7 @@ def bench_kernels(dims: list[int], S: int = 64, budget: float = 1.0) -> list[dic
     log(f"kernel normals {math.prod(shape)}: jax {t_j * 1e3:8.2f} ms  numpy {t_n * 1e3:8.2f} ms")
     # Categorical sampling: the engine's own world.sample draws M outcomes (rows);
     # the batched reference draws the counts directly (a multinomial, O(V) binomials).
-    from simulator.worlds import make_world
+    from collapse_sim.simulator.worlds import make_world
 
     for V in dims:
         wl = ref.make_workload("categorical", "replace", V)
@@ -478,7 +478,7 @@ def main(argv=None) -> None:
         "transformer": None,
         "skipped": [],
     }
-    from simulator.worlds import WORLDS as ENGINE_WORLDS
+    from collapse_sim.simulator.worlds import WORLDS as ENGINE_WORLDS
 
     profile_pairs = set(parse_workloads(args.worlds if args.profile is None else args.profile))
 
@@ -502,7 +502,7 @@ def main(argv=None) -> None:
             report["kernels"] = bench_kernels(dims)
     if not args.skip_transformer:
         try:
-            from experiments.bench_transformer import bench_transformer
+            from collapse_sim.experiments.bench_transformer import bench_transformer
 
             report["transformer"] = bench_transformer(steps, rounds=2 if args.quick else 3)
         except ImportError as e:

@@ -15,7 +15,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from simulator import results
+from collapse_sim.simulator import results
 
 
 class RenderFigures(Callback):
@@ -25,7 +25,7 @@ class RenderFigures(Callback):
     def _render(self, config: DictConfig, runs, out_dir) -> None:
         if not config.run.get("figure", True) or not runs:
             return
-        from figures.render import render_runs
+        from collapse_sim.figures.render import render_runs
 
         for out in render_runs(runs, out_dir):
             print(f"[collapse-sim] figure: {out}", flush=True)
@@ -39,7 +39,7 @@ class RenderFigures(Callback):
         self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from experiments.main import _dir_name
+        from collapse_sim.experiments.main import _dir_name
 
         root = Path(config.run.out_dir or config.hydra.sweep.dir)
         if not root.exists():

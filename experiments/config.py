@@ -14,8 +14,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from simulator.regimes import RegimeConfig
-from simulator.worlds import WORLDS, world_module
+from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.worlds import WORLDS, world_module
 
 PRECISIONS = ("float32", "float64")
 

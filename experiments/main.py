@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.config import register
+from collapse_sim.experiments.config import register
 
 register()
 
@@ -46,7 +46,7 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from experiments.run import run_experiment
+    from collapse_sim.experiments.run import run_experiment
 
     # Hydra sets every logger to INFO; JAX's backend probing is noise to a user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.predictions_distributions import PREDICTORS as _DISTRIBUTIONS
+from collapse_sim.experiments.predictions_distributions import PREDICTORS as _DISTRIBUTIONS
 
 
 def predict(world_cfg, regime_cfg, run_cfg) -> dict:
@@ -27,9 +27,9 @@ def predict(world_cfg, regime_cfg, run_cfg) -> dict:
 
 
 def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
-    from simulator.worlds.regression import spectrum
-    from theory import regression as th
-    from theory import token_edit as te
+    from collapse_sim.simulator.worlds.regression import spectrum
+    from collapse_sim.theory import regression as th
+    from collapse_sim.theory import token_edit as te
 
     d, T, G = world_cfg.d, world_cfg.T, run_cfg.n_generations
     sigma2 = world_cfg.sigma**2

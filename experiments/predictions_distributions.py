@@ -2,7 +2,7 @@
 
 Each predictor maps ``(world_cfg, regime_cfg, run_cfg)`` onto ``theory/`` and
 returns ``{"kind", "source", "units", "curves": {name: array(G+1)}}`` (the
-format of ``experiments.predictions``).  A curve named like a record is that
+format of ``collapse_sim.experiments.predictions``).  A curve named like a record is that
 record's expectation over seeds (``mean_error``, ``trace_ratio``, ``std``,
 ...); ``prediction`` is the expectation of ``test_error``; other names say
 what they are (``var_median``, ``*_approx``, ``*_bound``).  A curve is
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from simulator.worlds.sample_sizes import sizes as _sizes
+from collapse_sim.simulator.worlds.sample_sizes import sizes as _sizes
 
 NONE = {"kind": "none", "source": None, "units": {}, "curves": {}}
 # Cost cap (multiply-adds) for the exact categorical curves, O(U M^2 G).
@@ -30,8 +30,8 @@ def _none(source: str, units=None) -> dict:
 
 
 def gaussian(world_cfg, regime_cfg, run_cfg) -> dict:
-    from simulator.worlds.gaussian import true_covariance_diag
-    from theory import gaussian as tg
+    from collapse_sim.simulator.worlds.gaussian import true_covariance_diag
+    from collapse_sim.theory import gaussian as tg
 
     G, d, est = run_cfg.n_generations, world_cfg.d, world_cfg.estimator
     M = _sizes(world_cfg.M, world_cfg.M_schedule, G)
@@ -87,8 +87,8 @@ def gmm(world_cfg, regime_cfg, run_cfg) -> dict:
 
 
 def kde(world_cfg, regime_cfg, run_cfg) -> dict:
-    from simulator.worlds.kde import true_moments
-    from theory import kde as tk
+    from collapse_sim.simulator.worlds.kde import true_moments
+    from collapse_sim.theory import kde as tk
 
     G, d, h = run_cfg.n_generations, world_cfg.d, world_cfg.h
     if regime_cfg.name != "replace":
@@ -129,8 +129,8 @@ def zero_probability_curves(q, M_G: np.ndarray) -> np.ndarray:
 
 
 def categorical(world_cfg, regime_cfg, run_cfg) -> dict:
-    from simulator.worlds.categorical import tail_set, true_distribution
-    from theory import categorical as tc
+    from collapse_sim.simulator.worlds.categorical import tail_set, true_distribution
+    from collapse_sim.theory import categorical as tc
 
     G = run_cfg.n_generations
     p, tail = true_distribution(world_cfg), tail_set(world_cfg)

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulator import checkpoint, results
-from simulator.loop import make_generation, seed_keys
-from simulator.regimes import make_regime
-from simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
-from simulator.worlds import make_world
+from collapse_sim.simulator import checkpoint, results
+from collapse_sim.simulator.loop import make_generation, seed_keys
+from collapse_sim.simulator.regimes import make_regime
+from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
+from collapse_sim.simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
 PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment")
@@ -137,7 +137,7 @@ def run_experiment(config, out_dir) -> Path:
     """Simulate ``config.run.n_seeds`` seeds for ``config.run.n_generations``
     generations (resuming a checkpoint of the same config if there is one),
     attach the theory, save to ``out_dir`` and return it."""
-    from experiments.predictions import predict
+    from collapse_sim.experiments.predictions import predict
 
     run = config.run
     out_dir = Path(out_dir)

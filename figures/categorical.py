@@ -9,7 +9,7 @@ of the tail outcomes that no longer appear.  The mean tail mass of the fit is a
 martingale under replace (its expectation stays at the true tail mass) while the
 median run loses it: both are drawn.
 
-    python -m figures.categorical RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.categorical RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from figures.regression import label
-from simulator import results
+from collapse_sim.figures import cli, style
+from collapse_sim.figures.regression import label
+from collapse_sim.simulator import results
 
 STEM = "categorical_tails"
 ORDER = ["replace", "mix", "accumulate_subsample", "accumulate"]

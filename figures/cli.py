@@ -1,10 +1,10 @@
-"""The command line every figure script shares: ``python -m figures.NAME PATH [PATH ...] [--out DIR]``."""
+"""The command line every figure script shares: ``python -m collapse_sim.figures.NAME PATH [PATH ...] [--out DIR]``."""
 
 from __future__ import annotations
 
 import argparse
 
-from simulator import results
+from collapse_sim.simulator import results
 
 
 def main(plot, doc: str, missing: str, argv=None, **options) -> None:

@@ -10,7 +10,7 @@ first-order approximation (3/2) σ² Σ_{i≤g} 1/M_i (Shumailov et al. 2024, SI
 Theory lines are drawn only where predictions_distributions attached them
 (replace).  Only 1-D runs of the gaussian world under replace are drawn.
 
-    python -m figures.gaussian RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.gaussian RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from simulator import results
+from collapse_sim.figures import cli, style
+from collapse_sim.simulator import results
 
 STEM = "gaussian_collapse"
 MC, MEDIAN, STD, EXACT, APPROX = (style.series(i) for i in range(5))

@@ -10,7 +10,7 @@ the tail share (fitted mass beyond 2σ of every true mode).  There is no closed 
 for EM-fitted mixtures, so no theory line.  Runs in more than two dimensions are
 drawn through their marginal on the first two coordinates; 1-D runs as curves.
 
-    python -m figures.gmm RESULTS_PATH [RESULTS_PATH ...] [--out DIR] [--generations 0 5 20 60]
+    python -m collapse_sim.figures.gmm RESULTS_PATH [RESULTS_PATH ...] [--out DIR] [--generations 0 5 20 60]
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from figures.regression import label
-from simulator import results
-from simulator.worlds.gmm import GMMConfig, true_mixture
+from collapse_sim.figures import cli, style
+from collapse_sim.figures.regression import label
+from collapse_sim.simulator import results
+from collapse_sim.simulator.worlds.gmm import GMMConfig, true_mixture
 
 STEM = "gmm_collapse"
 ORDER = ["replace", "mix", "accumulate_subsample", "accumulate"]

@@ -10,7 +10,7 @@ accumulate recursions, and accumulate's bound (π²/6) tr Σ / M on the mean err
 (dotted).  accumulate_subsample has no closed form.  Only gaussian-world runs with
 d >= 2 are drawn (1-D runs go to figures/gaussian.py).
 
-    python -m figures.kazdan RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.kazdan RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from figures.regression import label
-from simulator import results
+from collapse_sim.figures import cli, style
+from collapse_sim.figures.regression import label
+from collapse_sim.simulator import results
 
 STEM = "kazdan_gaussian"
 ORDER = ["replace", "accumulate_subsample", "accumulate", "mix"]

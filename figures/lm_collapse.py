@@ -7,7 +7,7 @@ the real text.  Right: the ratio of the last to the first generation's perplexit
 and 95% interval.  A markdown table of the numbers is written alongside.  Draws the runs of
 experiment=lm_collapse (and text-world runs made by no experiment config).
 
-    python -m figures.lm_collapse RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.lm_collapse RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, lm_runs, style
+from collapse_sim.figures import cli, lm_runs, style
 
 STEM = "lm_collapse"
 

@@ -10,7 +10,7 @@ grows (errors the later models add).  The record is
 alongside.  Draws the runs of experiment=lm_ppl_histograms (and text-world runs made by no
 experiment config).
 
-    python -m figures.lm_ppl_histograms RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.lm_ppl_histograms RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, lm_runs, style
+from collapse_sim.figures import cli, lm_runs, style
 
 STEM = "lm_ppl_histograms"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator import results
+from collapse_sim.simulator import results
 
 TEXT_WORLDS = ("ngram", "transformer")
 ORDER = ("replace", "mix", "accumulate", "accumulate_subsample", "token_edit")

@@ -25,7 +25,7 @@ alone gives every measure.
 A markdown table of every measure per generation (KL, TV, distinct-1/2/3, type-token ratio,
 unigram entropy, Zipf exponents, survival of bytes, bi-grams and words) is written alongside.
 
-    python -m figures.ngram_diagnostics RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.ngram_diagnostics RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, lm_runs, style
-from simulator import diagnostics as D
+from collapse_sim.figures import cli, lm_runs, style
+from collapse_sim.simulator import diagnostics as D
 
 STEM = "ngram_diagnostics"
 RARE_Q = 0.25

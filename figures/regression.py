@@ -4,7 +4,7 @@ Monte Carlo mean over seeds with its 95% band, the theory's prediction (dashed,
 with its own band where it is averaged over sampled designs) and bound
 (dotted) on the same axes, in units of v = sigma^2 d/(T-d-1).
 
-    python -m figures.regression RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.regression RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from simulator import results
+from collapse_sim.figures import cli, style
+from collapse_sim.simulator import results
 
 STEM = "regression"
 

@@ -1,6 +1,6 @@
 """Render every figure that applies to a result path (a run or a sweep).
 
-    python -m figures.render RESULTS_PATH [--out DIR]
+    python -m collapse_sim.figures.render RESULTS_PATH [--out DIR]
 """
 
 from __future__ import annotations
@@ -10,22 +10,22 @@ import importlib
 from collections import defaultdict
 from pathlib import Path
 
-from simulator import results
+from collapse_sim.simulator import results
 
 # world name -> figure modules, each with ``plot(run_dirs, out_dir) -> [paths]``; a module
 # draws the runs it applies to and ignores the others (returning [] if none applies).
 FIGURES = {
-    "regression": ("figures.regression", "figures.toedit_audit"),
-    "gaussian": ("figures.gaussian", "figures.kazdan"),
-    "gmm": ("figures.gmm",),
-    "categorical": ("figures.categorical",),
+    "regression": ("collapse_sim.figures.regression", "collapse_sim.figures.toedit_audit"),
+    "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan"),
+    "gmm": ("collapse_sim.figures.gmm",),
+    "categorical": ("collapse_sim.figures.categorical",),
     **{
         world: (
-            "figures.lm_collapse",
-            "figures.lm_ppl_histograms",
-            "figures.synthetic_proportion",
-            "figures.ngram_diagnostics",
-            "figures.toedit_iterative",
+            "collapse_sim.figures.lm_collapse",
+            "collapse_sim.figures.lm_ppl_histograms",
+            "collapse_sim.figures.synthetic_proportion",
+            "collapse_sim.figures.ngram_diagnostics",
+            "collapse_sim.figures.toedit_iterative",
         )
         for world in ("ngram", "transformer")
     },

@@ -9,7 +9,7 @@ share 1 - alpha, mean over seeds with 95% intervals, and the teacher's as a dott
 the student's mean loss on its own training set (nats per byte).  The paper: test perplexity rises with the synthetic share, with a
 jump at 100%, while the training loss falls.  A markdown table is written alongside.
 
-    python -m figures.synthetic_proportion RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.synthetic_proportion RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, lm_runs, style
+from collapse_sim.figures import cli, lm_runs, style
 
 STEM = "synthetic_proportion"
 

@@ -8,7 +8,7 @@ bound 2v (Thm 2, Eq. 6); and, for geometrically shrinking disjoint edits, its bo
 v(1 + (k_1/T)/(1−η)) (Eq. 42).  A markdown table of the same numbers is written alongside.
 Only runs of the regression world with regime token_edit are drawn; others are ignored.
 
-    python -m figures.toedit_audit RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.toedit_audit RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, style
-from simulator import results
+from collapse_sim.figures import cli, style
+from collapse_sim.simulator import results
 
 STEM = "toedit_audit"
 SCHEDULES = ("bernoulli", "disjoint", "fixed", "full")

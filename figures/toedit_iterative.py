@@ -7,7 +7,7 @@ tokens it gives probability >= p).  Right: the share of all training tokens the 
 itself, dashed), per generation, on a log scale.  A markdown table is written alongside.  Draws
 the runs of experiment=toedit_iterative.
 
-    python -m figures.toedit_iterative RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
+    python -m collapse_sim.figures.toedit_iterative RESULTS_PATH [RESULTS_PATH ...] [--out DIR]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures import cli, lm_runs, style
+from collapse_sim.figures import cli, lm_runs, style
 
 STEM = "toedit_iterative"
 

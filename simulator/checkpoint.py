@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from simulator.results import _atomic_write
+from collapse_sim.simulator.results import _atomic_write
 
 STATE = "checkpoint.npz"
 INFO = "checkpoint.json"

@@ -16,8 +16,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from simulator.regimes import Regime
-from simulator.world import World
+from collapse_sim.simulator.regimes import Regime
+from collapse_sim.simulator.world import World
 
 
 class Generation(NamedTuple):

@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulator import rows as R
-from simulator.world import World
+from collapse_sim.simulator import rows as R
+from collapse_sim.simulator.world import World
 
 REGIMES = ("replace", "mix", "accumulate", "accumulate_subsample", "token_edit")
 REAL_SOURCES = ("original", "fresh")

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import jax
 import numpy as np
 
-from experiments.predictions import predict
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds import make_world
+from collapse_sim.experiments.predictions import predict
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds import make_world
 
 # Every regime of the engine that needs nothing from the world beyond fit/sample
 # (token_edit needs ``world.edit``), with both readings of mix.

@@ -14,10 +14,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import bench_reference as ref
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import make_regime
-from simulator.worlds import make_world
+from collapse_sim.experiments import bench_reference as ref
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import make_regime
+from collapse_sim.simulator.worlds import make_world
 
 WORKLOADS = [("regression", r) for r in ref.REGRESSION_REGIMES] + [("gaussian", "replace"), ("categorical", "replace")]
 ENGINE_CHECKED = [("regression", "accumulate_subsample"), ("gaussian", "replace")]
@@ -83,7 +83,7 @@ def test_unknown_workload_is_rejected():
 
 def test_reports_render_from_a_tiny_saved_report(tmp_path):
     """benchmark.md and the scaling plot render from a saved report (no timing here)."""
-    from experiments import benchmark as bench
+    from collapse_sim.experiments import benchmark as bench
 
     def fig(tp, scaled=False):
         return {"seeds_run": 1, "seconds": 1.0, "throughput": tp, "scaled": scaled}

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from simulator import diagnostics as D
+from collapse_sim.simulator import diagnostics as D
 
 TEXT = (
     "To be, or not to be, that is the question:\n"
@@ -147,7 +147,7 @@ def test_survival_all_and_rare(n):
 def test_sequence_perplexity_of_a_counted_bigram_model():
     """Per-sequence perplexity of an add-one bigram model built with Counter, computed in plain
     Python, equals diagnostics.perplexity_under with the n-gram LM (order 2, additive)."""
-    from simulator.lm import ngram
+    from collapse_sim.simulator.lm import ngram
 
     V, alpha = 256, 1.0
     big = Counter(py_ngrams(X, 2))
@@ -200,8 +200,8 @@ def test_bad_input_is_rejected():
 def test_sequence_perplexity_under_the_transformer_world_model():
     """perplexity_under takes either text world's LanguageModel.token_logprobs: here the
     transformer's, against log_softmax of its logits computed in numpy."""
-    from simulator.lm import transformer as tf
-    from simulator.worlds import transformer as tw
+    from collapse_sim.simulator.lm import transformer as tf
+    from collapse_sim.simulator.worlds import transformer as tw
 
     cfg = tw.Config(block_len=24, n_layers=1, d_model=16, n_heads=2, steps=1)
     lm = tw.language_model(cfg)

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from experiments.config import register
-from simulator import results
+from collapse_sim.experiments.config import register
+from collapse_sim.simulator import results
 
 register()
 CONF = Path(__file__).resolve().parents[1] / "experiments" / "conf"
@@ -21,7 +21,7 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 def compose_config(overrides):
-    with initialize_config_module(version_base="1.3", config_module="experiments.conf"):
+    with initialize_config_module(version_base="1.3", config_module="collapse_sim.experiments.conf"):
         return compose("config", overrides=overrides)
 
 
@@ -40,7 +40,7 @@ def test_every_experiment_composes(experiment):
 
 def cli(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "experiments.main", *args],
+        [sys.executable, "-m", "collapse_sim.experiments.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

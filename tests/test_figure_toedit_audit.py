@@ -3,9 +3,9 @@ and ignores runs that are not token-edited regression."""
 
 import numpy as np
 
-from figures import render
-from figures import toedit_audit as fig
-from simulator import results
+from collapse_sim.figures import render
+from collapse_sim.figures import toedit_audit as fig
+from collapse_sim.simulator import results
 
 G, S = 4, 8
 

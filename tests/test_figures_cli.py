@@ -2,11 +2,11 @@
 
 import pytest
 
-from experiments.config import Config, RunConfig
-from experiments.run import run_experiment
-from figures import gmm, regression
-from simulator.regimes import RegimeConfig
-from simulator.worlds.regression import RegressionConfig
+from collapse_sim.experiments.config import Config, RunConfig
+from collapse_sim.experiments.run import run_experiment
+from collapse_sim.figures import gmm, regression
+from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.worlds.regression import RegressionConfig
 
 
 def test_renders_saved_runs_and_prints_the_files(tmp_path, capsys):

@@ -12,15 +12,15 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.predictions import predict
-from figures import categorical as fig_categorical
-from figures import gaussian as fig_gaussian
-from figures import gmm as fig_gmm
-from figures import kazdan as fig_kazdan
-from figures import render
-from simulator import results
-from simulator.regimes import RegimeConfig
-from simulator.worlds import categorical, gaussian, gmm, kde, make_world
+from collapse_sim.experiments.predictions import predict
+from collapse_sim.figures import categorical as fig_categorical
+from collapse_sim.figures import gaussian as fig_gaussian
+from collapse_sim.figures import gmm as fig_gmm
+from collapse_sim.figures import kazdan as fig_kazdan
+from collapse_sim.figures import render
+from collapse_sim.simulator import results
+from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.worlds import categorical, gaussian, gmm, kde, make_world
 
 G, S = 6, 5
 

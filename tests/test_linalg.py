@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator import linalg
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds import gaussian, gmm, make_world, regression
+from collapse_sim.simulator import linalg
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds import gaussian, gmm, make_world, regression
 
 LAPACK_CALL = re.compile(r"custom_call @lapack_(\w+)\(.*: \(tensor<([0-9x]+)x[fc]\d+>")
 

@@ -9,10 +9,10 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from experiments.config import register
-from experiments.run import run_experiment
-from simulator import diagnostics as D
-from simulator import results
+from collapse_sim.experiments.config import register
+from collapse_sim.experiments.run import run_experiment
+from collapse_sim.simulator import diagnostics as D
+from collapse_sim.simulator import results
 
 register()
 
@@ -45,7 +45,7 @@ JOBS = {
 
 
 def compose_config(overrides, hydra=False):
-    with initialize_config_module(version_base="1.3", config_module="experiments.conf"):
+    with initialize_config_module(version_base="1.3", config_module="collapse_sim.experiments.conf"):
         return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
@@ -96,7 +96,7 @@ def test_every_lm_experiment_declares_its_command_runtime_and_figure():
 def test_experiment_runs_on_the_ngram_world_and_its_figure_renders(name, runs, tmp_path):
     import importlib
 
-    from figures.render import render_runs
+    from collapse_sim.figures.render import render_runs
 
     dirs = runs[name]
     rec, meta = results.load(dirs[0])
@@ -105,15 +105,15 @@ def test_experiment_runs_on_the_ngram_world_and_its_figure_renders(name, runs, t
     outs = render_runs(dirs, tmp_path)
     names = {p.name for p in outs}
     assert names == {f"{name}.png", f"{name}.pdf", f"{name}.md"}, names  # only its own figure
-    assert importlib.import_module(f"figures.{name}").plot([], tmp_path / "none") == []
+    assert importlib.import_module(f"collapse_sim.figures.{name}").plot([], tmp_path / "none") == []
 
 
 def test_records_train_tokens_and_train_loss(runs):
     """train_tokens are the newest rows of each generation's training set (generation 0: the
     real blocks), train_loss the fitted model's NLL on its own training set."""
-    from simulator.lm import ngram
-    from simulator.worlds.ngram import Config, model_config
-    from simulator.worlds.text import load_text
+    from collapse_sim.simulator.lm import ngram
+    from collapse_sim.simulator.worlds.ngram import Config, model_config
+    from collapse_sim.simulator.worlds.text import load_text
 
     rec, meta = results.load(runs["ngram_diagnostics"][0])  # token editing
     assert "train_loss" not in rec and rec["train_tokens"].shape == (2, 3, 24, 24)
@@ -154,7 +154,7 @@ def test_bad_record_settings_fail_at_start_naming_the_value(override, match):
 def test_newest_rows_are_the_last_present_rows_newest_first():
     import jax.numpy as jnp
 
-    from simulator.worlds.text import newest_rows
+    from collapse_sim.simulator.worlds.text import newest_rows
 
     w = jnp.array([1.0, 1.0, 0.0, 1.0, 0.0, 2.0])
     assert newest_rows(w, 2).tolist() == [5, 3]

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.config import Config, RunConfig
-from experiments.run import run_experiment
-from simulator import checkpoint, results
-from simulator.regimes import RegimeConfig
-from simulator.worlds.regression import RegressionConfig
+from collapse_sim.experiments.config import Config, RunConfig
+from collapse_sim.experiments.run import run_experiment
+from collapse_sim.simulator import checkpoint, results
+from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.worlds.regression import RegressionConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,10 +46,10 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path, capsys):
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from experiments.config import Config, RunConfig
-        from experiments.run import run_experiment
-        from simulator.regimes import RegimeConfig
-        from simulator.worlds.regression import RegressionConfig
+        from collapse_sim.experiments.config import Config, RunConfig
+        from collapse_sim.experiments.run import run_experiment
+        from collapse_sim.simulator.regimes import RegimeConfig
+        from collapse_sim.simulator.worlds.regression import RegressionConfig
         """
     ) + f"run_experiment({LONG_RUN.strip()}, sys.argv[1])\n"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
@@ -80,7 +80,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path, capsys):
 def test_ctrl_c_says_where_to_resume_and_the_rerun_finishes_the_same_run(tmp_path, capsys, monkeypatch):
     """KeyboardInterrupt after the second chunk (Ctrl-C): the run names the saved generations and
     the command that resumes; running again finishes with the records of an uninterrupted run."""
-    from experiments import run as run_module
+    from collapse_sim.experiments import run as run_module
 
     real_update, calls = run_module.Progress.update, []
 
@@ -143,8 +143,8 @@ def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, 
     naming the state, the generation and the seeds, with generations 0..2 kept."""
     import jax.numpy as jnp
 
-    from experiments import run as run_module
-    from simulator.worlds import make_world
+    from collapse_sim.experiments import run as run_module
+    from collapse_sim.simulator.worlds import make_world
 
     def world_with_a_bad_column(cfg):
         world = make_world(cfg)
@@ -174,10 +174,10 @@ def test_seeds_sharded_over_four_devices_equal_one_device(tmp_path):
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         import jax
-        from experiments.config import Config, RunConfig
-        from experiments.run import run_experiment
-        from simulator.regimes import RegimeConfig
-        from simulator.worlds.regression import RegressionConfig
+        from collapse_sim.experiments.config import Config, RunConfig
+        from collapse_sim.experiments.run import run_experiment
+        from collapse_sim.simulator.regimes import RegimeConfig
+        from collapse_sim.simulator.worlds.regression import RegressionConfig
         print(len(jax.devices()))
         cfg = Config(world=RegressionConfig(d=3, T=12), regime=RegimeConfig(name="mix", real_source="fresh"),
                      run=RunConfig(n_generations=4, n_seeds=10, theory_designs=20, progress=False, figure=False))

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator.loop import make_generation, make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds.regression import RegressionConfig, make_world
+from collapse_sim.simulator.loop import make_generation, make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world
 
 G = 4
 REGIMES = [

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator import rows as R
-from simulator.regimes import RegimeConfig, disjoint_counts, make_regime
-from simulator.worlds.regression import RegressionConfig, make_world
+from collapse_sim.simulator import rows as R
+from collapse_sim.simulator.regimes import RegimeConfig, disjoint_counts, make_regime
+from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world
 
 T, D, G = 12, 3, 5
 

@@ -13,10 +13,10 @@ import jax
 import numpy as np
 import pytest
 
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds.regression import RegressionConfig, make_world, spectrum
-from theory import regression as th
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world, spectrum
+from collapse_sim.theory import regression as th
 
 G = 6
 S = 3000

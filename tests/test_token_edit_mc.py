@@ -26,11 +26,11 @@ import jax
 import numpy as np
 import pytest
 
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds.regression import RegressionConfig, make_world, spectrum
-from theory import regression as th
-from theory import token_edit as te
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world, spectrum
+from collapse_sim.theory import regression as th
+from collapse_sim.theory import token_edit as te
 
 G = 6
 S = 3000
@@ -156,13 +156,13 @@ def test_audit_experiment_gives_each_schedule_its_parameters():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from experiments.config import register
+    from collapse_sim.experiments.config import register
 
     register()
     sweep = OmegaConf.load(CONF / "experiment" / "toedit_audit.yaml").hydra.sweeper.params
     ((group, options),) = sweep.items()
     seen = {}
-    with initialize_config_module(version_base="1.3", config_module="experiments.conf"):
+    with initialize_config_module(version_base="1.3", config_module="collapse_sim.experiments.conf"):
         for option in options.split(","):
             cfg = OmegaConf.to_object(compose("config", overrides=["experiment=toedit_audit", f"{group}={option}"]))
             assert (cfg.world.name, cfg.regime.name, cfg.world.design) == ("regression", "token_edit", "fixed")
@@ -176,7 +176,7 @@ def test_cli_rejects_more_edited_rows_than_the_training_set_has(tmp_path):
     """k <= T can only be checked once the world is known: the entry point stops at start."""
     args = ["regime=token_edit", "regime.schedule=fixed", "regime.k=50", f"hydra.sweep.dir={tmp_path}"]
     p = subprocess.run(
-        [sys.executable, "-m", "experiments.main", *args],
+        [sys.executable, "-m", "collapse_sim.experiments.main", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from engine_mc import assert_every_regime_runs, assert_mc_matches, simulate
 
-from simulator.worlds import categorical
-from theory import categorical as tc
+from collapse_sim.simulator.worlds import categorical
+from collapse_sim.theory import categorical as tc
 
 P = [0.5, 0.3, 0.15, 0.05]
 M, G, S = 20, 400, 4_000

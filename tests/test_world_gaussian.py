@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from engine_mc import assert_every_regime_runs, assert_mc_matches, simulate
 
-from simulator.worlds import gaussian
-from theory import gaussian as tg
+from collapse_sim.simulator.worlds import gaussian
+from collapse_sim.theory import gaussian as tg
 
 
 def assert_records_match(rec, curves, names):

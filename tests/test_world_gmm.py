@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from engine_mc import assert_every_regime_runs, simulate
 
-from figures.gmm import density  # numpy, independent of the JAX closed form
-from simulator.worlds import gmm
+from collapse_sim.figures.gmm import density  # numpy, independent of the JAX closed form
+from collapse_sim.simulator.worlds import gmm
 
 
 def test_l2_distance_matches_numerical_integration():

@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 from engine_mc import assert_every_regime_runs, assert_mc_matches, simulate
 
-from simulator.worlds import kde
-from theory import kde as tk
+from collapse_sim.simulator.worlds import kde
+from collapse_sim.theory import kde as tk
 
 H = 0.5
 

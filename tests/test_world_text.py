@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator.loop import make_simulate, seed_keys
-from simulator.regimes import RegimeConfig, make_regime
-from simulator.worlds import ngram, transformer
-from simulator.worlds.text import chunked_rule, load_text, toedit_rule
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.worlds import ngram, transformer
+from collapse_sim.simulator.worlds.text import chunked_rule, load_text, toedit_rule
 
 V = 256
 TINY = dict(block_len=32, train_blocks=32, test_blocks=16, reservoir_blocks=128, inspect_blocks=4)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from theory.gaussian import sample_sizes
+from collapse_sim.theory.gaussian import sample_sizes
 
 
 # --------------------------------------------------------------------------- distributions

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.gaussian import sample_sizes
+from collapse_sim.theory.gaussian import sample_sizes
 
 
 def _check_bandwidth(h) -> float:

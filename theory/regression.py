@@ -577,7 +577,7 @@ def expected_test_error(
         return _result("exact_in_noise", src, mean, se)
 
     # token_edit
-    from theory import token_edit as te
+    from collapse_sim.theory import token_edit as te
 
     if design != "fixed":
         raise ValueError(

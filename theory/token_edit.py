@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from theory.regression import (
+from collapse_sim.theory.regression import (
     _check_G,
     _check_sigma2,
     _check_choice,

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from simulator.lm.transformer import TransformerConfig, decode_step, init_cache, prefill
+from collapse_sim.simulator.lm.transformer import TransformerConfig, decode_step, init_cache, prefill
 
 __all__ = ["filter_logits", "sample_logits", "make_sampler"]
 

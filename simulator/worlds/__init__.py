@@ -11,13 +11,13 @@ import importlib
 # name -> module; modules are imported on demand so that a light world does not
 # pay for importing a heavy one (the transformer imports flax and optax).
 WORLDS = {
-    "regression": "simulator.worlds.regression",
-    "gaussian": "simulator.worlds.gaussian",
-    "gmm": "simulator.worlds.gmm",
-    "kde": "simulator.worlds.kde",
-    "categorical": "simulator.worlds.categorical",
-    "ngram": "simulator.worlds.ngram",
-    "transformer": "simulator.worlds.transformer",
+    "regression": "collapse_sim.simulator.worlds.regression",
+    "gaussian": "collapse_sim.simulator.worlds.gaussian",
+    "gmm": "collapse_sim.simulator.worlds.gmm",
+    "kde": "collapse_sim.simulator.worlds.kde",
+    "categorical": "collapse_sim.simulator.worlds.categorical",
+    "ngram": "collapse_sim.simulator.worlds.ngram",
+    "transformer": "collapse_sim.simulator.worlds.transformer",
 }
 
 

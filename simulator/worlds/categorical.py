@@ -38,8 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
-from simulator.world import World
-from simulator.worlds import sample_sizes
+from collapse_sim.simulator.world import World
+from collapse_sim.simulator.worlds import sample_sizes
 
 DISTS = ("uniform", "zipf", "given")
 

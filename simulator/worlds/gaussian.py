@@ -42,9 +42,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from simulator import linalg
-from simulator.world import World
-from simulator.worlds import sample_sizes
+from collapse_sim.simulator import linalg
+from collapse_sim.simulator.world import World
+from collapse_sim.simulator.worlds import sample_sizes
 
 ESTIMATORS = ("unbiased", "mle")
 SPECTRA = ("isotropic", "power_law")

@@ -55,9 +55,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from simulator import linalg
-from simulator.world import World
-from simulator.worlds import sample_sizes
+from collapse_sim.simulator import linalg
+from collapse_sim.simulator.world import World
+from collapse_sim.simulator.worlds import sample_sizes
 
 EMPTY_MASS = 1e-8  # a component with responsibility mass <= EMPTY_MASS * n is empty
 

@@ -46,9 +46,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from simulator.world import World
-from simulator.worlds import sample_sizes
-from simulator.worlds.gmm import true_mixture
+from collapse_sim.simulator.world import World
+from collapse_sim.simulator.worlds import sample_sizes
+from collapse_sim.simulator.worlds.gmm import true_mixture
 
 
 @dataclasses.dataclass

@@ -14,8 +14,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simulator.lm import ngram
-from simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
+from collapse_sim.simulator.lm import ngram
+from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 
 @dataclasses.dataclass

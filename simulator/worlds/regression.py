@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulator import linalg
-from simulator.world import World
+from collapse_sim.simulator import linalg
+from collapse_sim.simulator.world import World
 
 DESIGNS = ("fixed", "fresh")
 SPECTRA = ("isotropic", "power_law")

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simulator.world import World
+from collapse_sim.simulator.world import World
 
 N_PROB_BINS = 10  # ToEdit Table 6: the prior's token probabilities in ten bins of width 0.1
 EDIT_CHUNK_TOKENS = 1024  # positions the edit scores at once per seed (see make_text_world)
@@ -256,8 +256,8 @@ def load_text(corpus: Optional[str], block_len: int, reservoir_blocks: int, test
     """Blocks of the corpus (the shipped one when ``corpus`` is None): a fixed,
     seeded shuffle of the training split's blocks, and test blocks spread evenly
     over the test split."""
-    from simulator.text.corpus import load_splits
-    from simulator.text.tokenizer import ByteTokenizer
+    from collapse_sim.simulator.text.corpus import load_splits
+    from collapse_sim.simulator.text.tokenizer import ByteTokenizer
 
     splits = load_splits(corpus, ByteTokenizer(), block_len)
     train, test = splits["train"], splits["test"]

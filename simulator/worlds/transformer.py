@@ -14,10 +14,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from simulator.lm import transformer as tf
-from simulator.lm.sample import make_sampler
-from simulator.lm.train import TrainConfig, make_loss, make_train
-from simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
+from collapse_sim.simulator.lm import transformer as tf
+from collapse_sim.simulator.lm.sample import make_sampler
+from collapse_sim.simulator.lm.train import TrainConfig, make_loss, make_train
+from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 INITS = ("scratch", "continue")
 

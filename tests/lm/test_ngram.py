@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from simulator.lm.ngram import (DenseCounts, NGramConfig, all_next_logprobs, fit,
+from collapse_sim.simulator.lm.ngram import (DenseCounts, NGramConfig, all_next_logprobs, fit,
                                 next_token_logprobs, ngram_count, perplexity, sample,
                                 token_logprobs)
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from simulator.lm.sample import filter_logits, make_sampler, sample_logits
-from simulator.lm.train import TrainConfig, draw_rows, make_loss, make_train
-from simulator.lm.transformer import (
+from collapse_sim.simulator.lm.sample import filter_logits, make_sampler, sample_logits
+from collapse_sim.simulator.lm.train import TrainConfig, draw_rows, make_loss, make_train
+from collapse_sim.simulator.lm.transformer import (
     TransformerConfig,
     apply,
     decode_step,

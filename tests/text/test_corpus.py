@@ -19,9 +19,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from simulator.text import build_corpus as bc
-from simulator.text import corpus
-from simulator.text.corpus import (
+from collapse_sim.simulator.text import build_corpus as bc
+from collapse_sim.simulator.text import corpus
+from collapse_sim.simulator.text.corpus import (
     CORPUS_FILE,
     DATA_DIR,
     SHA_FILE,
@@ -33,7 +33,7 @@ from simulator.text.corpus import (
     split_documents,
     stream_text,
 )
-from simulator.text.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
+from collapse_sim.simulator.text.tokenizer import ByteTokenizer, load_tokenizer, train_bpe
 
 # ------------------------------------------------------------ shipped corpus
 

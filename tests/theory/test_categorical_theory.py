@@ -9,7 +9,7 @@ G generations, V categories.
 import numpy as np
 import pytest
 
-from theory import categorical as tc
+from collapse_sim.theory import categorical as tc
 
 
 def assert_mc_close(samples_SxG, theory_G, n_se=4.0, se_floor_G=None):

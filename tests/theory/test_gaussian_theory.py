@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from theory import gaussian as tg
+from collapse_sim.theory import gaussian as tg
 
 
 def assert_mc_close(samples_SxG, theory_G, n_se=4.0):

@@ -9,7 +9,7 @@ G generations, N points, D features.
 import numpy as np
 import pytest
 
-from theory import kde as tk
+from collapse_sim.theory import kde as tk
 
 
 def assert_mc_close(samples_SxG, theory_G, n_se=4.0):

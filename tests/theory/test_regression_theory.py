@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from theory import regression as th
+from collapse_sim.theory import regression as th
 
 S = 20000  # MC seeds
 

@@ -12,8 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from theory import regression as th
-from theory import token_edit as te
+from collapse_sim.theory import regression as th
+from collapse_sim.theory import token_edit as te
 
 S = 20000  # MC seeds
 
