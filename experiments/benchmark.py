@@ -130,7 +130,7 @@ def blas_threads(n: int | None):
 
 
 def machine_info() -> dict:
-    from collapse_sim.experiments.run import versions
+    from collapse_sim.simulator.driver import versions
 
     v = versions()
     from importlib import metadata

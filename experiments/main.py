@@ -46,7 +46,7 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from collapse_sim.experiments.run import run_experiment
+    from collapse_sim.simulator.driver import run_saved
 
     # Hydra sets every logger to INFO; JAX's backend probing is noise to a user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -62,7 +62,7 @@ def main(cfg: DictConfig) -> None:
         multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
         out_dir = Path(config.run.out_dir) / hc.sweep.subdir if multirun else config.run.out_dir
     try:
-        path = run_experiment(config, out_dir)
+        path = run_saved(config, out_dir)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -3,7 +3,7 @@
 import pytest
 
 from collapse_sim.experiments.config import Config, RunConfig
-from collapse_sim.experiments.run import run_experiment
+from collapse_sim.simulator.driver import run_saved as run_experiment
 from collapse_sim.figures import gmm, regression
 from collapse_sim.simulator.regimes import RegimeConfig
 from collapse_sim.simulator.worlds.regression import RegressionConfig

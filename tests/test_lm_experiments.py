@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from collapse_sim.experiments.config import register
-from collapse_sim.experiments.run import run_experiment
+from collapse_sim.simulator.driver import run_saved as run_experiment
 from collapse_sim.simulator import diagnostics as D
 from collapse_sim.simulator import results
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from collapse_sim.experiments.config import Config, RunConfig
-from collapse_sim.experiments.run import run_experiment
+from collapse_sim.simulator.driver import run_saved as run_experiment
 from collapse_sim.simulator import checkpoint, results
 from collapse_sim.simulator.regimes import RegimeConfig
 from collapse_sim.simulator.worlds.regression import RegressionConfig
@@ -47,7 +47,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path, capsys):
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from collapse_sim.experiments.config import Config, RunConfig
-        from collapse_sim.experiments.run import run_experiment
+        from collapse_sim.simulator.driver import run_saved as run_experiment
         from collapse_sim.simulator.regimes import RegimeConfig
         from collapse_sim.simulator.worlds.regression import RegressionConfig
         """
@@ -80,7 +80,7 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path, capsys):
 def test_ctrl_c_says_where_to_resume_and_the_rerun_finishes_the_same_run(tmp_path, capsys, monkeypatch):
     """KeyboardInterrupt after the second chunk (Ctrl-C): the run names the saved generations and
     the command that resumes; running again finishes with the records of an uninterrupted run."""
-    from collapse_sim.experiments import run as run_module
+    from collapse_sim.simulator import driver as run_module
 
     real_update, calls = run_module.Progress.update, []
 
@@ -143,7 +143,7 @@ def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, 
     naming the state, the generation and the seeds, with generations 0..2 kept."""
     import jax.numpy as jnp
 
-    from collapse_sim.experiments import run as run_module
+    from collapse_sim.simulator import driver as run_module
     from collapse_sim.simulator.worlds import make_world
 
     def world_with_a_bad_column(cfg):
@@ -175,7 +175,7 @@ def test_seeds_sharded_over_four_devices_equal_one_device(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         import jax
         from collapse_sim.experiments.config import Config, RunConfig
-        from collapse_sim.experiments.run import run_experiment
+        from collapse_sim.simulator.driver import run_saved as run_experiment
         from collapse_sim.simulator.regimes import RegimeConfig
         from collapse_sim.simulator.worlds.regression import RegressionConfig
         print(len(jax.devices()))
