@@ -90,17 +90,13 @@ def make_workload(world: str, regime: str, d: int, G: int = 10) -> Workload:
 
 def engine_configs(wl: Workload):
     """(world config, regime config) that make the engine run ``wl``."""
-    from collapse_sim.simulator.regimes import RegimeConfig
+    from collapse_sim.simulator.regimes import config as regime_config
 
-    regime = RegimeConfig(
-        name=wl.regime,
-        real_fraction=wl.real_fraction,
-        real_source="original",
-        resample_real=True,
-        base="previous",
-        schedule="bernoulli",
-        q=wl.q,
-    )
+    fields = {
+        "mix": dict(real_fraction=wl.real_fraction, real_source="original", resample_real=True),
+        "token_edit": dict(edit_source="previous", schedule="bernoulli", q=wl.q),
+    }
+    regime = regime_config(wl.regime, **fields.get(wl.regime, {}))
     if wl.world == "regression":
         from collapse_sim.simulator.worlds.regression import RegressionConfig
 

@@ -14,10 +14,11 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.regimes import REGIMES, regime_module
 from collapse_sim.simulator.worlds import WORLDS, world_module
 
 PRECISIONS = ("float32", "float64")
+SEED_MAX = 2**32 - 1  # run.seed is a uint32
 
 
 @dataclasses.dataclass
@@ -64,18 +65,23 @@ class RunConfig:
             raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
         if self.theory_designs < 2:
             raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            # jax.random.key keeps 64 bits in float64 but only the low 32 in float32, so only
+            # seeds below 2**32 name the same keys in both precisions.
+            raise ValueError(f"run.seed={self.seed!r} is out of range; allowed: a whole number in [0, {SEED_MAX}] (2**32 - 1)")
 
 
 @dataclasses.dataclass
 class Config:
     world: Any = MISSING
-    regime: RegimeConfig = MISSING
+    regime: Any = MISSING
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 
 
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="regime", name="regime_schema", node=RegimeConfig)
+    for name in REGIMES:
+        cs.store(group="regime", name=f"{name}_schema", node=regime_module(name).Config)
     for name in WORLDS:
         cs.store(group="world", name=f"{name}_schema", node=world_module(name).Config)

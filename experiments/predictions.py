@@ -26,6 +26,28 @@ def predict(world_cfg, regime_cfg, run_cfg) -> dict:
     return fn(world_cfg, regime_cfg, run_cfg)
 
 
+def regression_theory(world_cfg, regime_cfg, G: int, *, n_designs: int, seed: int) -> dict:
+    """``theory.regression.expected_test_error`` for a regression world config and a regime
+    config: the world's sizes, noise, design and spectrum, and the regime's own fields."""
+    from collapse_sim.simulator.worlds.regression import spectrum
+    from collapse_sim.theory import regression as th
+
+    fields = {k: v for k, v in regime_cfg.numbers().items() if k in th.REGIME_FIELDS[regime_cfg.name]}
+    return th.expected_test_error(
+        regime_cfg.name,
+        G,
+        world_cfg.d,
+        world_cfg.T,
+        world_cfg.sigma**2,
+        design=world_cfg.design,
+        lam=world_cfg.ridge,
+        cov=np.diag(spectrum(world_cfg)),
+        n_designs=n_designs,
+        seed=seed,
+        **fields,
+    )
+
+
 def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
     from collapse_sim.simulator.worlds.regression import spectrum
     from collapse_sim.theory import regression as th
@@ -38,26 +60,7 @@ def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
         return {"kind": "none", "source": "ToEdit's model (§4.2) edits the labels of a fixed design", "units": units, "curves": {}}
     if regime_cfg.name == "token_edit" and regime_cfg.prior != "previous":
         return {"kind": "none", "source": "the exact recursion covers edits by model n-1 (regime.prior=previous)", "units": units, "curves": {}}
-    out = th.expected_test_error(
-        regime_cfg.name,
-        G,
-        d,
-        T,
-        sigma2,
-        design=world_cfg.design,
-        real_fraction=regime_cfg.real_fraction,
-        real_source=regime_cfg.real_source,
-        resample=regime_cfg.resample_real,
-        lam=world_cfg.ridge,
-        cov=np.diag(spectrum(world_cfg)),
-        n_designs=run_cfg.theory_designs,
-        seed=run_cfg.seed,
-        schedule=regime_cfg.schedule,
-        base=regime_cfg.base,
-        q=regime_cfg.q,
-        k=regime_cfg.k,
-        eta=regime_cfg.eta,
-    )
+    out = regression_theory(world_cfg, regime_cfg, G, n_designs=run_cfg.theory_designs, seed=run_cfg.seed)
     curves = {}
     for name in ("prediction", "prediction_se", "bound", "paper_claim"):
         if out.get(name) is not None:

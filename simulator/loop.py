@@ -11,13 +11,26 @@ batched or how generations are chunked.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from collapse_sim.simulator.regimes import Regime
 from collapse_sim.simulator.world import World
+
+
+class Carry(NamedTuple):
+    """What one seed carries from generation to generation (a pytree).
+
+    truth: the seed's real world (``world.init``); params: model g, the newest
+    fit; params0: the generation-0 model (some worlds fine-tune from it, some
+    regimes edit with it); state: the regime's own state (a pool, masks, ...)."""
+
+    truth: Any
+    params: Any
+    params0: Any
+    state: Any
 
 
 class Generation(NamedTuple):
@@ -37,17 +50,17 @@ def make_generation(world: World, regime: Regime) -> Generation:
         k_truth, k_real, k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, 0), 4)
         truth = world.init(k_truth)
         real = world.real(k_real, truth, 0)
-        params0 = world.fit(k_fit, regime.first(real), None)
+        params0 = world.fit(k_fit, regime.initial_train(real), None)
         state = regime.init(k_regime, truth, real, params0)
-        return (truth, params0, params0, state), {**world.evaluate(truth, params0), **inspect(truth, params0, real)}
+        return Carry(truth, params0, params0, state), {**world.evaluate(truth, params0), **inspect(truth, params0, real)}
 
     def one(carry, seed_key, g):
-        truth, params, params0, state = carry
+        truth, params, params0, state = carry.truth, carry.params, carry.params0, carry.state
         k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, g))
         train, state, stats = regime.step(k_regime, state, truth, params, g)
         params = world.fit(k_fit, train, params0)
         record = {**world.evaluate(truth, params), **inspect(truth, params0, train), **stats}
-        return (truth, params, params0, state), record
+        return Carry(truth, params, params0, state), record
 
     def first(seed_key):
         carry, metrics = first_raw(seed_key)

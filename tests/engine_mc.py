@@ -11,27 +11,27 @@ import numpy as np
 
 from collapse_sim.experiments.predictions import predict
 from collapse_sim.simulator.loop import make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds import make_world
 
 # Every regime of the engine that needs nothing from the world beyond fit/sample
 # (token_edit needs ``world.edit``), with both readings of mix.
 REGIMES = [
-    RegimeConfig(name="replace"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="original"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="fresh"),
-    RegimeConfig(name="accumulate"),
-    RegimeConfig(name="accumulate_subsample"),
+    regime_config("replace"),
+    regime_config("mix", real_fraction=0.25, real_source="original"),
+    regime_config("mix", real_fraction=0.25, real_source="fresh"),
+    regime_config("accumulate"),
+    regime_config("accumulate_subsample"),
 ]
 
 
-def regime_id(r: RegimeConfig) -> str:
+def regime_id(r) -> str:
     return f"{r.name}-{r.real_source}" if r.name == "mix" else r.name
 
 
 def simulate(world_cfg, regime, G: int, S: int, seed: int = 0):
     """(records as numpy (S, G+1, ...), theory curves) of one jitted engine run."""
-    regime_cfg = RegimeConfig(name=regime) if isinstance(regime, str) else regime
+    regime_cfg = regime_config(regime) if isinstance(regime, str) else regime
     world = make_world(world_cfg)
     run = make_simulate(world, make_regime(regime_cfg, world, G), G)
     records = run(seed_keys(jax.random.key(seed), range(S)))

@@ -22,7 +22,7 @@ def save_run(path, regime: dict, seed: int = 0):
         }
         if regime["schedule"] == "disjoint":
             records["theory/paper_bound_geometric"] = np.full(G + 1, 2.0)
-    regime = {"base": "previous", "q": 0.2, "k": 10, "eta": 0.5} | regime
+    regime = {"edit_source": "previous", "q": 0.2, "k": 10, "eta": 0.5} | regime
     meta = {
         "config": {
             "world": {"name": "regression", "d": 4, "T": 12, "sigma": 1.0, "design": "fixed", "spectrum": "isotropic"},

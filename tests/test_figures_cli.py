@@ -5,14 +5,14 @@ import pytest
 from collapse_sim.experiments.config import Config, RunConfig
 from collapse_sim.simulator.driver import run_saved as run_experiment
 from collapse_sim.figures import gmm, regression
-from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.regimes import config as regime_config
 from collapse_sim.simulator.worlds.regression import RegressionConfig
 
 
 def test_renders_saved_runs_and_prints_the_files(tmp_path, capsys):
     cfg = Config(
         world=RegressionConfig(d=3, T=12),
-        regime=RegimeConfig(name="replace"),
+        regime=regime_config("replace"),
         run=RunConfig(n_generations=2, n_seeds=4, theory_designs=4, progress=False, figure=False),
     )
     run_experiment(cfg, tmp_path / "runs" / "replace")

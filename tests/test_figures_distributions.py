@@ -19,7 +19,7 @@ from collapse_sim.figures import gmm as fig_gmm
 from collapse_sim.figures import kazdan as fig_kazdan
 from collapse_sim.figures import render
 from collapse_sim.simulator import results
-from collapse_sim.simulator.regimes import RegimeConfig
+from collapse_sim.simulator.regimes import config as regime_config
 from collapse_sim.simulator.worlds import categorical, gaussian, gmm, kde, make_world
 
 G, S = 6, 5
@@ -43,7 +43,7 @@ def save_run(path, world_cfg, regime: str, seed: int = 0):
         K, d = records["means"].shape[2:]
         records["covs"] = np.broadcast_to(np.eye(d), (S, G + 1, K, d, d)).copy()
         records["weights"] = np.full((S, G + 1, K), 1.0 / K)
-    regime_cfg = RegimeConfig(name=regime)
+    regime_cfg = regime_config(regime)
     run_cfg = SimpleNamespace(n_generations=G, n_seeds=S, seed=0, theory_designs=2)
     theory = predict(world_cfg, regime_cfg, run_cfg)
     records |= {f"theory/{k}": v for k, v in theory.pop("curves").items()}

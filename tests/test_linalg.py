@@ -14,7 +14,7 @@ import pytest
 
 from collapse_sim.simulator import linalg
 from collapse_sim.simulator.loop import make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds import gaussian, gmm, make_world, regression
 
 LAPACK_CALL = re.compile(r"custom_call @lapack_(\w+)\(.*: \(tensor<([0-9x]+)x[fc]\d+>")
@@ -73,7 +73,7 @@ def test_the_check_sees_an_unguarded_call():
 @pytest.mark.parametrize("regime", ["replace", "accumulate"])
 def test_no_world_hands_lapack_work_to_the_thread_pool(world_cfg, regime):
     world = make_world(world_cfg)
-    run = make_simulate(world, make_regime(RegimeConfig(name=regime), world, 3), 3)
+    run = make_simulate(world, make_regime(regime_config(regime), world, 3), 3)
     calls = lapack_calls(run.lower(seed_keys(jax.random.key(0), range(8000))).as_text())
     assert calls, "the world no longer decomposes a matrix: this check would pass vacuously"
     assert all(map(runs_inline, calls)), calls

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from collapse_sim.simulator.loop import make_generation, make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world
 
 G = 4
 REGIMES = [
-    RegimeConfig(name="replace"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="fresh"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="original", resample_real=False),
-    RegimeConfig(name="accumulate"),
-    RegimeConfig(name="accumulate_subsample"),
-    RegimeConfig(name="token_edit", schedule="bernoulli", q=0.3),
-    RegimeConfig(name="token_edit", schedule="disjoint", k=6, eta=0.5),
+    regime_config("replace"),
+    regime_config("mix", real_fraction=0.25, real_source="fresh"),
+    regime_config("mix", real_fraction=0.25, real_source="original", resample_real=False),
+    regime_config("accumulate"),
+    regime_config("accumulate_subsample"),
+    regime_config("token_edit", schedule="bernoulli", q=0.3),
+    regime_config("token_edit", schedule="disjoint", k=6, eta=0.5),
 ]
 
 
@@ -26,7 +26,7 @@ def build(regime_cfg, design="fixed"):
     return make_simulate(world, make_regime(regime_cfg, world, G), G), world
 
 
-@pytest.mark.parametrize("regime_cfg", REGIMES, ids=lambda r: f"{r.name}-{r.real_source}-{r.schedule}")
+@pytest.mark.parametrize("regime_cfg", REGIMES, ids=lambda r: "-".join(map(str, r.numbers().values())))
 def test_records_have_static_shape_and_are_finite(regime_cfg):
     simulate, _ = build(regime_cfg)
     rec = simulate(seed_keys(jax.random.key(0), range(5)))
@@ -46,7 +46,7 @@ def test_batched_seeds_equal_seeds_run_alone(regime_cfg):
 
 
 def test_new_key_new_result_same_key_same_result():
-    simulate, _ = build(RegimeConfig(name="replace"))
+    simulate, _ = build(regime_config("replace"))
     a = simulate(seed_keys(jax.random.key(1), range(4)))["test_error"]
     b = simulate(seed_keys(jax.random.key(1), range(4)))["test_error"]
     c = simulate(seed_keys(jax.random.key(2), range(4)))["test_error"]
@@ -55,7 +55,7 @@ def test_new_key_new_result_same_key_same_result():
 
 
 def test_whole_run_compiles_once_across_new_keys():
-    simulate, _ = build(RegimeConfig(name="accumulate"))
+    simulate, _ = build(regime_config("accumulate"))
     simulate(seed_keys(jax.random.key(0), range(4)))
     size = simulate._cache_size()
     for seed in (1, 2, 3):
@@ -65,7 +65,7 @@ def test_whole_run_compiles_once_across_new_keys():
 
 def test_jit_equals_no_jit():
     world = make_world(RegressionConfig(d=3, T=12))
-    regime = make_regime(RegimeConfig(name="accumulate_subsample"), world, G)
+    regime = make_regime(regime_config("accumulate_subsample"), world, G)
     gen = make_generation(world, regime)
     key = jax.random.fold_in(jax.random.key(0), 0)
     gens = jnp.arange(1, G + 1)
@@ -80,7 +80,7 @@ def test_jit_equals_no_jit():
 
 def test_chunked_generations_equal_one_scan():
     world = make_world(RegressionConfig(d=3, T=12))
-    regime = make_regime(RegimeConfig(name="mix", real_fraction=0.5, real_source="fresh"), world, G)
+    regime = make_regime(regime_config("mix", real_fraction=0.5, real_source="fresh"), world, G)
     gen = make_generation(world, regime)
     key = jax.random.key(7)
     carry, _ = gen.first(key)
@@ -92,8 +92,8 @@ def test_chunked_generations_equal_one_scan():
 
 def test_full_token_edit_reproduces_replace_exactly():
     keys = seed_keys(jax.random.key(0), range(6))
-    replace, _ = build(RegimeConfig(name="replace"))
-    full, _ = build(RegimeConfig(name="token_edit", schedule="full"))
+    replace, _ = build(regime_config("replace"))
+    full, _ = build(regime_config("token_edit", schedule="full"))
     np.testing.assert_array_equal(replace(keys)["test_error"], full(keys)["test_error"])
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from collapse_sim.simulator import rows as R
-from collapse_sim.simulator.regimes import RegimeConfig, disjoint_counts, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
+from collapse_sim.simulator.regimes.token_edit import disjoint_counts
 from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world
 
 T, D, G = 12, 3, 5
@@ -27,7 +28,7 @@ def setup(world, cfg, seed=0):
 
 
 def test_replace_trains_on_synthetic_rows_only(world):
-    regime, truth, real, params, state = setup(world, RegimeConfig(name="replace"))
+    regime, truth, real, params, state = setup(world, regime_config("replace"))
     train, _, _ = regime.step(jax.random.key(5), state, truth, params, 1)
     np.testing.assert_allclose(train["x"], real["x"])  # fixed design
     resid = train["y"] - train["x"] @ params["w"]
@@ -37,7 +38,7 @@ def test_replace_trains_on_synthetic_rows_only(world):
 
 @pytest.mark.parametrize("source", ["original", "fresh"])
 def test_mix_has_exactly_round_pT_real_rows(world, source):
-    cfg = RegimeConfig(name="mix", real_fraction=0.25, real_source=source)
+    cfg = regime_config("mix", real_fraction=0.25, real_source=source)
     regime, truth, real, params, state = setup(world, cfg)
     train, _, stats = regime.step(jax.random.key(5), state, truth, params, 1)
     assert float(stats["real_share"]) == pytest.approx(round(0.25 * T) / T)
@@ -49,7 +50,7 @@ def test_mix_has_exactly_round_pT_real_rows(world, source):
 
 
 def test_mix_fixed_subset_keeps_the_same_rows(world):
-    cfg = RegimeConfig(name="mix", real_fraction=0.5, real_source="original", resample_real=False)
+    cfg = regime_config("mix", real_fraction=0.5, real_source="original", resample_real=False)
     regime, truth, real, params, state = setup(world, cfg)
     a, _, _ = regime.step(jax.random.key(5), state, truth, params, 1)
     b, _, _ = regime.step(jax.random.key(6), state, truth, params, 2)
@@ -59,7 +60,7 @@ def test_mix_fixed_subset_keeps_the_same_rows(world):
 
 
 def test_accumulate_pool_grows_by_one_set_per_generation(world):
-    regime, truth, real, params, pool = setup(world, RegimeConfig(name="accumulate"))
+    regime, truth, real, params, pool = setup(world, regime_config("accumulate"))
     assert pool["weight"].shape == ((G + 1) * T,)
     for g in range(1, 4):
         train, pool, stats = regime.step(jax.random.key(g), pool, truth, params, g)
@@ -69,7 +70,7 @@ def test_accumulate_pool_grows_by_one_set_per_generation(world):
 
 
 def test_accumulate_subsample_draws_distinct_present_rows(world):
-    regime, truth, real, params, pool = setup(world, RegimeConfig(name="accumulate_subsample"))
+    regime, truth, real, params, pool = setup(world, regime_config("accumulate_subsample"))
     key = jax.random.key(0)
     pool = R.write(pool, world.sample(key, truth, params, 1), T)
     scores = jax.random.uniform(key, pool["weight"].shape)
@@ -89,7 +90,7 @@ def test_disjoint_counts_shrink_geometrically_and_stay_within_T():
 
 
 def test_disjoint_edits_never_touch_a_row_twice(world):
-    cfg = RegimeConfig(name="token_edit", schedule="disjoint", k=6, eta=0.5)
+    cfg = regime_config("token_edit", schedule="disjoint", k=6, eta=0.5)
     regime, truth, real, params, state = setup(world, cfg)
     touched = np.zeros(T, int)
     for g in range(1, G + 1):
@@ -102,32 +103,55 @@ def test_disjoint_edits_never_touch_a_row_twice(world):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(name="nope"), "regime.name='nope' is not known; allowed: replace"),
-        (dict(name="mix", real_fraction=-0.1), r"real_fraction=-0.1 must be a number in \[0, 1\]"),
+        (dict(name="nope"), "regime='nope' is not known; allowed: replace"),
+        (dict(name="mix", real_fraction=-0.1), r"real_fraction=-0.1 must be a finite number in \[0, 1\]"),
         (dict(name="mix", real_fraction=1.5), r"real_fraction=1.5"),
-        (dict(name="mix", real_source="web"), "real_source='web' is not known; allowed: original, fresh"),
-        (dict(name="token_edit", q=1.2), r"regime.q=1.2 must be a probability in \[0, 1\]"),
-        (dict(name="token_edit", schedule="disjoint", eta=1.0), r"eta=1.0 must lie in the open interval \(0, 1\)"),
+        (dict(name="mix", real_fraction=float("nan")), r"real_fraction=nan"),
+        (dict(name="mix", real_source="web"), "real_source='web' is not known; allowed: fresh, original"),
+        (dict(name="token_edit", q=1.2), r"regime.q=1.2 must be a finite number in \[0, 1\]"),
+        (dict(name="token_edit", schedule="full", q=-5), r"regime.q=-5 must be a finite number in \[0, 1\]"),
+        (dict(name="token_edit", schedule="disjoint", eta=1.0), r"eta=1.0 must be a finite number in \(0, 1\)"),
+        (dict(name="token_edit", k=2.5), r"regime.k=2.5 must be a whole number >= 0"),
         (dict(name="token_edit", schedule="weekly"), "schedule='weekly' is not known"),
-        (dict(name="token_edit", base="web"), "base='web' is not known"),
+        (dict(name="token_edit", edit_source="web"), "edit_source='web' is not known"),
+        (dict(name="replace", q=0.9), "regime 'replace' has no field q; its fields: none"),
+        (dict(name="mix", q=0.9), "regime 'mix' has no field q; its fields: real_fraction, real_source, resample_real"),
     ],
 )
 def test_bad_regime_values_fail_with_a_clear_message(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        RegimeConfig(**kwargs)
+        regime_config(kwargs.pop("name"), **kwargs)
+
+
+def test_a_config_of_one_regime_cannot_carry_another_name():
+    from collapse_sim.simulator.regimes import mix
+
+    with pytest.raises(ValueError, match="regime.name='replace' does not match the config class"):
+        mix.Config(name="replace")
+
+
+def test_numbers_leave_out_exactly_the_inert_fields():
+    """The run hash covers ``numbers()``: a field the setting makes inert is not in it."""
+    full = regime_config("token_edit", schedule="full")
+    assert set(full.numbers()) == {"name", "edit_source", "schedule", "prior"}
+    assert regime_config("token_edit", schedule="full", q=0.9).numbers() == full.numbers()
+    assert "q" in regime_config("token_edit", schedule="bernoulli").numbers()
+    assert set(regime_config("token_edit", schedule="disjoint").numbers()) >= {"k", "eta"}
+    assert "resample_real" not in regime_config("mix", real_source="fresh").numbers()
+    assert "resample_real" in regime_config("mix", real_source="original").numbers()
 
 
 def test_k_larger_than_T_is_rejected_at_build(world):
     with pytest.raises(ValueError, match=r"regime.k=50 exceeds the 12 rows"):
-        make_regime(RegimeConfig(name="token_edit", schedule="fixed", k=50), world, G)
+        make_regime(regime_config("token_edit", schedule="fixed", k=50), world, G)
 
 
 def test_generation0_prior_edits_with_the_first_model(world):
-    cfg = RegimeConfig(name="token_edit", schedule="full", prior="generation0")
+    cfg = regime_config("token_edit", schedule="full", prior="generation0")
     regime, truth, real, params0, state = setup(world, cfg)
     later = {**params0, "w": params0["w"] + 1.0}  # a different model n-1
     a, _, _ = regime.step(jax.random.key(5), state, truth, later, 1)
-    b, _, _ = make_regime(RegimeConfig(name="replace"), world, G).step(jax.random.key(5), (), truth, params0, 1)
+    b, _, _ = make_regime(regime_config("replace"), world, G).step(jax.random.key(5), (), truth, params0, 1)
     np.testing.assert_allclose(a["y"], b["y"])
 
 

@@ -11,10 +11,12 @@ import warnings
 
 import jax
 import numpy as np
+
+from collapse_sim.experiments.predictions import regression_theory
 import pytest
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world, spectrum
 from collapse_sim.theory import regression as th
 
@@ -29,26 +31,7 @@ def run_mc(world_cfg, regime_cfg, n_seeds=S, seed=0):
 
 
 def theory_for(world_cfg, regime_cfg, n_designs=3000):
-    return th.expected_test_error(
-        regime_cfg.name,
-        G,
-        world_cfg.d,
-        world_cfg.T,
-        world_cfg.sigma**2,
-        design=world_cfg.design,
-        real_fraction=regime_cfg.real_fraction,
-        real_source=regime_cfg.real_source,
-        resample=regime_cfg.resample_real,
-        lam=world_cfg.ridge,
-        cov=np.diag(spectrum(world_cfg)),
-        n_designs=n_designs,
-        seed=123,
-        schedule=regime_cfg.schedule,
-        base=regime_cfg.base,
-        q=regime_cfg.q,
-        k=regime_cfg.k,
-        eta=regime_cfg.eta,
-    )
+    return regression_theory(world_cfg, regime_cfg, G, n_designs=n_designs, seed=123)
 
 
 def assert_matches(err, th_out):
@@ -69,22 +52,22 @@ def W(**kw):
 
 EDGE = dict(d=4, T=8)  # T = d + 4
 CASES = [
-    ("replace-edge", W(**EDGE), RegimeConfig(name="replace")),
-    ("replace-powerlaw", W(d=10, T=40, sigma=0.5, spectrum="power_law", power=1.5), RegimeConfig(name="replace")),
-    ("replace-fresh-design", W(d=5, T=20, design="fresh"), RegimeConfig(name="replace")),
-    ("accumulate-edge", W(**EDGE), RegimeConfig(name="accumulate")),
-    ("accumulate-powerlaw", W(d=8, T=30, spectrum="power_law"), RegimeConfig(name="accumulate")),
-    ("accumulate-fresh-design", W(d=5, T=20, design="fresh"), RegimeConfig(name="accumulate")),
-    ("mix-fresh-M1", W(d=5, T=20, design="fresh"), RegimeConfig(name="mix", real_fraction=0.3, real_source="fresh")),
-    ("mix-fresh-fixed-design", W(d=4, T=16), RegimeConfig(name="mix", real_fraction=0.25, real_source="fresh")),
-    ("mix-fresh-edge", W(**EDGE, sigma=2.0), RegimeConfig(name="mix", real_fraction=0.5, real_source="fresh")),
-    ("mix-original-resampled", W(d=4, T=16), RegimeConfig(name="mix", real_fraction=0.25, real_source="original")),
+    ("replace-edge", W(**EDGE), regime_config("replace")),
+    ("replace-powerlaw", W(d=10, T=40, sigma=0.5, spectrum="power_law", power=1.5), regime_config("replace")),
+    ("replace-fresh-design", W(d=5, T=20, design="fresh"), regime_config("replace")),
+    ("accumulate-edge", W(**EDGE), regime_config("accumulate")),
+    ("accumulate-powerlaw", W(d=8, T=30, spectrum="power_law"), regime_config("accumulate")),
+    ("accumulate-fresh-design", W(d=5, T=20, design="fresh"), regime_config("accumulate")),
+    ("mix-fresh-M1", W(d=5, T=20, design="fresh"), regime_config("mix", real_fraction=0.3, real_source="fresh")),
+    ("mix-fresh-fixed-design", W(d=4, T=16), regime_config("mix", real_fraction=0.25, real_source="fresh")),
+    ("mix-fresh-edge", W(**EDGE, sigma=2.0), regime_config("mix", real_fraction=0.5, real_source="fresh")),
+    ("mix-original-resampled", W(d=4, T=16), regime_config("mix", real_fraction=0.25, real_source="original")),
     (
         "mix-original-fixed-subset",
         W(d=4, T=16, spectrum="power_law"),
-        RegimeConfig(name="mix", real_fraction=0.5, real_source="original", resample_real=False),
+        regime_config("mix", real_fraction=0.5, real_source="original", resample_real=False),
     ),
-    ("ridge-replace", W(d=5, T=20, ridge=0.1), RegimeConfig(name="replace")),
+    ("ridge-replace", W(d=5, T=20, ridge=0.1), regime_config("replace")),
 ]
 
 
@@ -97,7 +80,7 @@ def test_monte_carlo_matches_theory(world_cfg, regime_cfg):
 
 def test_accumulate_stays_below_the_pi2_over_6_bound():
     world_cfg = W(d=5, T=20, design="fresh")
-    err = run_mc(world_cfg, RegimeConfig(name="accumulate"))
+    err = run_mc(world_cfg, regime_config("accumulate"))
     v = th.ols_error(1.0, 5, 20)
     upper = err.mean(0) - 4 * err.std(0, ddof=1) / np.sqrt(err.shape[0])
     assert np.all(upper <= np.pi**2 / 6 * v)
@@ -106,7 +89,7 @@ def test_accumulate_stays_below_the_pi2_over_6_bound():
 def test_accumulate_subsample_lies_between_accumulate_and_replace():
     """No closed form (Kazdan et al. 2024): its error must sit between the two exact curves."""
     world_cfg = W(d=5, T=20)
-    err = run_mc(world_cfg, RegimeConfig(name="accumulate_subsample"))
+    err = run_mc(world_cfg, regime_config("accumulate_subsample"))
     mc, se = err.mean(0), err.std(0, ddof=1) / np.sqrt(err.shape[0])
     lo = th.accumulate_curve(G, 5, 20, 1.0)
     hi = th.replace_curve(G, 5, 20, 1.0)
@@ -117,7 +100,7 @@ def test_accumulate_subsample_lies_between_accumulate_and_replace():
 def test_tolerance_detects_a_wrong_theory():
     """The same check rejects the replace curve for accumulate: the test can fail."""
     world_cfg = W(d=8, T=30)
-    err = run_mc(world_cfg, RegimeConfig(name="accumulate"), n_seeds=1000)
+    err = run_mc(world_cfg, regime_config("accumulate"), n_seeds=1000)
     wrong = {"prediction": th.replace_curve(G, 8, 30, 1.0), "prediction_se": None}
     with pytest.raises(AssertionError):
         assert_matches(err, wrong)

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
+
+from collapse_sim.experiments.predictions import regression_theory
 import pytest
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds.regression import RegressionConfig, make_world, spectrum
 from collapse_sim.theory import regression as th
 from collapse_sim.theory import token_edit as te
@@ -38,7 +40,7 @@ N_DESIGNS = 3000
 
 
 def TE(schedule, base, **kw):
-    return RegimeConfig(name="token_edit", schedule=schedule, base=base, **kw)
+    return regime_config("token_edit", schedule=schedule, edit_source=base, **kw)
 
 
 # id -> (world, regime); d, T, q, k, η differ from case to case.
@@ -70,21 +72,7 @@ def engine(case: str) -> dict:
 
 
 def theory(world_cfg, regime_cfg, n_designs=N_DESIGNS) -> dict:
-    return th.expected_test_error(
-        "token_edit",
-        G,
-        world_cfg.d,
-        world_cfg.T,
-        world_cfg.sigma**2,
-        cov=np.diag(spectrum(world_cfg)),
-        n_designs=n_designs,
-        seed=123,
-        schedule=regime_cfg.schedule,
-        base=regime_cfg.base,
-        q=regime_cfg.q,
-        k=regime_cfg.k,
-        eta=regime_cfg.eta,
-    )
+    return regression_theory(world_cfg, regime_cfg, G, n_designs=n_designs, seed=123)
 
 
 def z_scores(err_SxG, out) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
-from collapse_sim.simulator.regimes import RegimeConfig, make_regime
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds import ngram, transformer
 from collapse_sim.simulator.worlds.text import chunked_rule, load_text, toedit_rule
 
@@ -202,20 +202,20 @@ def test_test_error_is_the_mean_nll_of_the_held_out_split(exact):
 # ----------------------------------------------------------------------------- the engine
 
 REGIMES = [
-    RegimeConfig(name="replace"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="original"),
-    RegimeConfig(name="mix", real_fraction=0.25, real_source="fresh"),
-    RegimeConfig(name="accumulate"),
-    RegimeConfig(name="accumulate_subsample"),
-    RegimeConfig(name="token_edit", schedule="full", base="previous", prior="previous"),
-    RegimeConfig(name="token_edit", schedule="bernoulli", q=0.5, base="original", prior="generation0"),
-    RegimeConfig(name="token_edit", schedule="bernoulli", q=0.5, base="previous", prior="generation0"),
-    RegimeConfig(name="token_edit", schedule="bernoulli", q=0.5, base="original", prior="previous"),
+    regime_config("replace"),
+    regime_config("mix", real_fraction=0.25, real_source="original"),
+    regime_config("mix", real_fraction=0.25, real_source="fresh"),
+    regime_config("accumulate"),
+    regime_config("accumulate_subsample"),
+    regime_config("token_edit", schedule="full", edit_source="previous", prior="previous"),
+    regime_config("token_edit", schedule="bernoulli", q=0.5, edit_source="original", prior="generation0"),
+    regime_config("token_edit", schedule="bernoulli", q=0.5, edit_source="previous", prior="generation0"),
+    regime_config("token_edit", schedule="bernoulli", q=0.5, edit_source="original", prior="previous"),
 ]
 
 
 def regime_id(r):
-    return {"mix": f"mix-{r.real_source}", "token_edit": f"token_edit-{r.base}-{r.prior}"}.get(r.name, r.name)
+    return {"mix": f"mix-{r.real_source}", "token_edit": f"token_edit-{r.edit_source}-{r.prior}"}.get(r.name, r.name)
 
 
 # The smoke runs below are compiled with LLVM's optimisations off: it halves the compilation
@@ -267,7 +267,7 @@ def test_vmapped_seeds_equal_separate_runs(fast_world):
 
 
 def test_whole_run_compiles_once_across_new_keys(fast_world):
-    simulate = make_simulate(fast_world, make_regime(RegimeConfig(name="replace"), fast_world, G), G)
+    simulate = make_simulate(fast_world, make_regime(regime_config("replace"), fast_world, G), G)
     first = simulate(seed_keys(jax.random.key(0), range(2)))["test_error"]
     for seed in (1, 2):
         other = simulate(seed_keys(jax.random.key(seed), range(2)))["test_error"]
@@ -283,7 +283,7 @@ def test_transformer_world_runs_replace_and_token_edit_with_deletion():
     )
     world = transformer.make_world(cfg)
     keys = seed_keys(jax.random.key(0), range(2))
-    for regime_cfg in (RegimeConfig(name="replace"), RegimeConfig(name="token_edit", schedule="full")):
+    for regime_cfg in (regime_config("replace"), regime_config("token_edit", schedule="full")):
         rec = run_fast(world, regime_cfg, keys)
         for name, a in rec.items():
             assert a.shape[:2] == (2, G + 1), (regime_cfg.name, name)

@@ -476,6 +476,16 @@ def _result(kind, source, prediction=None, prediction_se=None, bound=None, **ext
     return out | extra
 
 
+# The fields each regime's theory takes (those of its config, simulator/regimes/<name>.py).
+REGIME_FIELDS = {
+    "replace": (),
+    "accumulate": (),
+    "accumulate_subsample": (),
+    "mix": ("real_fraction", "real_source", "resample_real"),
+    "token_edit": ("schedule", "edit_source", "q", "k", "eta"),
+}
+
+
 def expected_test_error(
     regime: str,
     G: int,
@@ -484,27 +494,33 @@ def expected_test_error(
     sigma2: float,
     *,
     design: str = "fixed",
-    real_fraction: float | None = None,
-    real_source: str = "fresh",
-    resample: bool = True,
     lam: float = 0.0,
     cov=None,
     n_designs: int = 400,
     seed: int = 0,
     w_star=None,
-    schedule: str | None = None,
-    base: str = "previous",
-    q: float | None = None,
-    k: int | None = None,
-    eta: float | None = None,
+    **fields,
 ) -> dict:
     """Theory for one run of the regression world, indexed g = 0..G.
 
+    ``fields`` are the regime's own settings, named as in its config: mix takes
+    ``real_fraction`` (required), ``real_source`` and ``resample_real``; token_edit takes
+    ``schedule`` (required), ``edit_source``, ``q``, ``k``, ``eta``; the others take none.
+    A field the regime does not have is an error.
+
     Returns {"prediction": (G+1,) or None, "prediction_se": (G+1,) or None, "bound": (G+1,) or
     None, "kind": "exact" | "exact_in_noise" | "bound" | "none", "source": str}; token_edit also
-    returns "paper_claim" and "paper_bound" (the paper's lines, shown but not valid bounds).
-    Arguments that do not apply to the regime are ignored (the engine passes all of them)."""
+    returns "paper_claim" and "paper_bound" (the paper's lines, shown but not valid bounds)."""
     _check_choice("regime", regime, REGIMES)
+    unknown = sorted(set(fields) - set(REGIME_FIELDS[regime]))
+    if unknown:
+        has = ", ".join(REGIME_FIELDS[regime]) or "none"
+        raise ValueError(f"regime {regime!r} has no field {', '.join(unknown)}; its fields: {has}")
+    real_fraction = fields.get("real_fraction")
+    real_source = fields.get("real_source", "fresh")
+    resample = fields.get("resample_real", True)
+    schedule, base = fields.get("schedule"), fields.get("edit_source", "previous")
+    q, k, eta = fields.get("q"), fields.get("k"), fields.get("eta")
     G = _check_G(G)
     _check_choice("design", design, DESIGNS)
     lam = _check_lam(lam)

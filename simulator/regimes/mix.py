@@ -1,0 +1,66 @@
+"""``mix``: a share of each training set is real, the rest synthetic from model n-1.
+
+``real_source=fresh`` draws new real data every generation (He, Xu & Cheng
+2025, arXiv 2502.18049); ``real_source=original`` keeps rows of the original
+real data (Shumailov et al. 2024: "10% of the original data preserved").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+
+from collapse_sim.simulator import rows as R
+from collapse_sim.simulator.regimes.regime import Regime, RegimeConfig, check_choice, check_real, split_keys
+from collapse_sim.simulator.world import World
+
+REAL_SOURCES = ("fresh", "original")
+
+
+@dataclasses.dataclass
+class MixConfig(RegimeConfig):
+    """real_fraction: share p of the T training rows that are real (m = round(p T)
+    rows), the rest synthetic from model n-1.
+    real_source: ``fresh`` (new real data each generation; on a fixed design,
+    fresh labels on the chosen rows) or ``original`` (rows of the original data).
+    resample_real: ``original`` only; draw a new subset of the original rows every
+    generation (True, Shumailov) or keep one subset for the whole run (False)."""
+
+    NAME = "mix"
+    name: str = "mix"
+    real_fraction: float = 0.2
+    real_source: str = "fresh"
+    resample_real: bool = True
+
+    def validate(self) -> None:
+        check_choice("real_source", self.real_source, REAL_SOURCES)
+        check_real("real_fraction", self.real_fraction, 0.0, 1.0)
+
+    def numbers(self) -> dict:
+        out = dataclasses.asdict(self)
+        if self.real_source == "fresh":
+            del out["resample_real"]  # fresh rows are drawn anew every generation either way
+        return out
+
+
+def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
+    T = world.n_rows
+    m = int(round(cfg.real_fraction * T))
+    fresh = cfg.real_source == "fresh"
+    redraw = fresh or cfg.resample_real
+
+    def init(key, truth, real, params0):
+        return {"real": real, "mask": R.random_subset_mask(key, T, m)}
+
+    def step(key, state, truth, params, g):
+        k_sample, k_real, k_mask = split_keys(key)
+        synthetic = world.sample(k_sample, truth, params, g)
+        real = world.real(k_real, truth, g) if fresh else state["real"]
+        mask = R.random_subset_mask(k_mask, T, m) if redraw else state["mask"]
+        return R.where(mask, real, synthetic), state, {"real_share": jnp.mean(mask)}
+
+    return Regime(cfg.name, init, step)
+
+
+Config = MixConfig  # every regime module names its config Config
