@@ -27,7 +27,7 @@ def non_isotropic(d, rng):
     return Q @ np.diag(np.linspace(0.3, 3.0, d)) @ Q.T
 
 
-@pytest.mark.parametrize("n, n_real, R", [(40, 30, 60_000), (40, 10, 60_000), (200, 180, 12_000)])
+@pytest.mark.parametrize("n, n_real, R", [(40, 30, 40_000), (40, 10, 40_000), (200, 180, 10_000)])
 def test_mixture_error_matches_mc(n, n_real, R):
     rng = np.random.default_rng(20)
     d = 8
