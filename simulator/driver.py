@@ -2,19 +2,26 @@
 
 ``run_saved(config, out_dir)`` takes typed config objects (``config.world``,
 ``config.regime``, ``config.run``; never a DictConfig, no hydra here) so the
-command line, the benchmark and the tests all call the same function.  Generations run in chunks of
-``run.chunk_generations``; after each chunk everything needed to continue is
-checkpointed atomically, so running the same command again resumes from the
-last complete chunk with bit-identical results.  Seeds are sharded over all
-local devices.
+command line, the benchmark and the tests all call the same function.
+Generations run in chunks of ``run.chunk_generations``; after each chunk
+everything needed to continue is checkpointed (``simulator/checkpoint.py``),
+so running the same command again resumes from the last complete chunk with
+bit-identical results.  Seeds are sharded over all local devices.
+
+What a run guarantees about its folder: one run at a time (``simulator/lock.py``);
+"already complete" only when every result file matches the checksum recorded
+at the end; a file that does not load is set aside and the run continues from
+the last chunk that does; a failed write keeps every earlier chunk; an
+interrupt says what is on disk (``simulator/interrupts.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
-import platform
-import sys
+import importlib.util
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,32 +29,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.simulator import checkpoint, results
+from collapse_sim.simulator import checkpoint, interrupts, results
+from collapse_sim.simulator.lock import RunLock
 from collapse_sim.simulator.loop import make_generation, seed_keys
+from collapse_sim.simulator.progress import Progress, say
+from collapse_sim.simulator.provenance import CompileClock, enable_compile_cache, provenance, versions  # noqa: F401
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
 from collapse_sim.simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
-PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment")
+PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment", "compile_cache")
 
 
 def set_precision(precision: str) -> None:
     """float64 needs JAX's x64 mode; it must be set before any array is made."""
     jax.config.update("jax_enable_x64", precision == "float64")
-
-
-def versions() -> dict:
-    import flax
-    import optax
-
-    return {
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": np.__version__,
-    }
 
 
 def resolved(config) -> dict:
@@ -60,33 +57,10 @@ def resolved(config) -> dict:
 
 def run_key(config) -> str:
     c = resolved(config)
+    if hasattr(config.regime, "numbers"):  # only the fields that can change the numbers
+        c["regime"] = config.regime.numbers()
     c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
     return checkpoint.config_hash(c)
-
-
-class Progress:
-    """A tqdm bar on a terminal, plain log lines otherwise, nothing if disabled."""
-
-    def __init__(self, enabled: bool, total: int, done: int, n_seeds: int, label: str):
-        self.enabled, self.total, self.n_seeds, self.label = enabled, total, n_seeds, label
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, desc=label, unit="gen", dynamic_ncols=True)
-
-    def update(self, done: int, step: int, seconds: float) -> None:
-        rate = step * self.n_seeds / max(seconds, 1e-9)
-        if self.bar is not None:
-            self.bar.set_postfix(seeds=self.n_seeds, seed_gens_per_s=f"{rate:,.0f}")
-            self.bar.update(step)
-        elif self.enabled:
-            print(f"[collapse-sim] {self.label}: generation {done}/{self.total}, {self.n_seeds} seeds, "
-                  f"{rate:,.0f} seed-generations/s", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _first_bad(records: dict, g0: int):
@@ -125,92 +99,149 @@ def to_host(tree):
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def _save_checkpoint(out_dir, key, generation, carry_host, records) -> None:
-    if jax.process_index() == 0:  # every process gathered the carry; process 0 writes
-        checkpoint.save(out_dir, key, generation, carry_host, records)
-
-
 def _concat(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+
+
+def _check_folder(out_dir: Path) -> None:
+    """The run folder is (or can be made) a folder this process can write, else an OSError naming it."""
+    for p in (out_dir, *out_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == out_dir else f"lies under {p}, which is a file"
+                raise NotADirectoryError(f"the run folder {out_dir} {where}, not a folder; choose another run.out_dir")
+            break
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir) as probe:
+            probe.write(b"collapse-sim")
+            probe.flush()
+    except OSError as e:
+        raise type(e)(f"cannot write into the run folder {out_dir}: {e.strerror or e} "
+                      f"({results.free_space(out_dir)} free there); choose another run.out_dir") from None
+
+
+def _preflight(config, out_dir: Path, writer: bool) -> None:
+    """Start-of-run checks, before anything is compiled (new start-of-run checks go here):
+    the run folder can be written (by the process that writes), and the memory estimate
+    of ``simulator/memory.py`` where that module exists."""
+    if writer:
+        _check_folder(out_dir)
+    if importlib.util.find_spec("collapse_sim.simulator.memory") is not None:
+        from collapse_sim.simulator import memory
+
+        memory.check(config)
 
 
 def run_saved(config, out_dir) -> Path:
     """Simulate ``config.run.n_seeds`` seeds for ``config.run.n_generations``
     generations (resuming a checkpoint of the same config if there is one),
     attach the theory, save to ``out_dir`` and return it."""
-    from collapse_sim.experiments.predictions import predict
-
     run = config.run
     out_dir = Path(out_dir)
     set_precision(run.precision)
+    cache = enable_compile_cache(getattr(run, "compile_cache", True), say)
     if run.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     world = make_world(config.world)
-    G = run.n_generations
-    regime = make_regime(config.regime, world, G)
-    gen = make_generation(world, regime)
+    regime = make_regime(config.regime, world, run.n_generations)
     key = run_key(config)
     label = f"{config.world.name}/{config.regime.name}"
+    writer = jax.process_index() == 0  # one writer when a run spans several hosts
+    _preflight(config, out_dir, writer)
+    with RunLock(out_dir, say) if writer else contextlib.nullcontext():
+        interrupts.running(label, out_dir, key)
+        for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:
+            say(f"{out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
+        try:
+            return _run(config, out_dir, world, regime, key, label, writer, cache)
+        except KeyboardInterrupt:
+            say(interrupts.saved_message(label, out_dir, key))
+            raise
+        except results.WriteError as e:
+            g = checkpoint.saved_generation(out_dir, key)
+            kept = f"generations 0..{g} are saved in {out_dir}" if g is not None else "nothing of this run is saved"
+            e.note = f"; {kept}; make room (or fix the folder) and run the same command to continue"
+            raise
 
+
+def _run(config, out_dir: Path, world, regime, key: str, label: str, writer: bool, cache) -> Path:
+    from collapse_sim.experiments.predictions import predict
+
+    run = config.run
+    if run.resume and checkpoint.check_complete(out_dir, key, say):
+        say(f"{label}: already complete in {out_dir} (checksums match; run.resume=false to redo it)")
+        return out_dir
+    with CompileClock() as clock:
+        return _simulate(config, out_dir, make_generation(world, regime), key, label, writer, cache, clock, predict)
+
+
+def _simulate(config, out_dir, gen, key, label, writer, cache, clock, predict) -> Path:
+    run = config.run
+    G = run.n_generations
     mesh = seed_mesh()
     batch = padded_seed_count(min(run.seed_batch or run.n_seeds, run.n_seeds), mesh.size)
     n_pad = padded_seed_count(run.n_seeds, batch)
     keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
     first_one = jax.jit(jax.vmap(gen.first))
     chunk_one = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
+    compiled = set()
 
-    def batched(fn, *args):
-        """Apply ``fn`` to seed batches of ``batch`` seeds (leading axis) one after another."""
-        if n_pad == batch:
-            return fn(*args)
-        outs = [fn(*[jax.tree.map(lambda a: a[i : i + batch], x) for x in args]) for i in range(0, n_pad, batch)]
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+    def call(fn, name, what, *args, shared=()):
+        """``fn(*args, *shared)`` on seed batches of ``batch`` seeds (leading axis of ``args``) one
+        after another; compiled first (once per shape) as a stage of its own, so compile and
+        compute are timed apart."""
+        parts = [[jax.tree.map(lambda a: a[i : i + batch], x) for x in args] for i in range(0, n_pad, batch)]
+        parts = [[*p, *shared] for p in parts] if n_pad != batch else [[*args, *shared]]
+        shape = str((name, jax.tree.map(lambda a: a.shape, parts[0])))
+        if shape not in compiled:
+            progress.stage(f"compiling {name}")
+            fn.lower(*parts[0]).compile()
+            compiled.add(shape)
+        progress.stage(f"running {what}")
+        outs = [fn(*p) for p in parts]
+        return outs[0] if len(outs) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
 
-    def first(keys):
-        return batched(first_one, keys)
+    def save(generation, carry_host, recs):
+        if writer:
+            with interrupts.critical():
+                checkpoint.save(out_dir, key, generation, carry_host, recs)
 
-    def chunk(carry, keys, gens):
-        return batched(lambda c, k: chunk_one(c, k, gens), carry, keys)
-
-    if run.resume and checkpoint.is_complete(out_dir, key) and (out_dir / results.RECORDS).is_file():
-        print(f"[collapse-sim] {label}: already complete in {out_dir} (run.resume=false to redo it)", file=sys.stderr)
-        return out_dir
-
-    t0 = time.perf_counter()
     state = None
     if run.resume:
         carry_like, _ = jax.eval_shape(first_one, keys)
-        state = checkpoint.load(out_dir, key, carry_like)
-        if state is None and checkpoint.stored_hash(out_dir) not in (None, key):
-            print(f"[collapse-sim] {out_dir} holds a checkpoint of another config; starting afresh", file=sys.stderr)
-    if state is not None:
-        done, carry, recs = state
-        carry = shard_seeds(jax.tree.map(jnp.asarray, carry), mesh)
-        parts = [recs]
-        if run.progress:
-            print(f"[collapse-sim] {label}: resuming from generation {done} ({out_dir})", file=sys.stderr, flush=True)
-    else:
-        carry, rec0 = first(keys)
-        parts = [{k: v[:, None] for k, v in to_host(rec0).items()}]
-        done = 0
-        bad = _first_bad(parts[0], 0)
-        if bad:
-            raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
-        carry_host = to_host(carry)
-        bad = _bad_state(carry_host, 0)
-        if bad:
-            raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[2][:10]}")
-        _save_checkpoint(out_dir, key, 0, carry_host, parts[0])
-    t_first = time.perf_counter() - t0
-
-    step = run.chunk_generations or G
+        state = checkpoint.restore(out_dir, key, carry_like, say)
+    done = state[0] if state is not None else 0
     progress = Progress(run.progress, G, done, run.n_seeds, label)
-    t_sim = 0.0
+    t0, c0 = time.perf_counter(), clock.seconds
     try:
+        if state is not None:
+            done, carry, recs = state
+            carry = shard_seeds(jax.tree.map(jnp.asarray, carry), mesh)
+            parts = [recs]
+            if run.progress:
+                say(f"{label}: resuming from generation {done} ({out_dir})")
+        else:
+            carry, rec0 = call(first_one, "generation 0", "generation 0", keys)
+            parts = [{k: v[:, None] for k, v in to_host(rec0).items()}]
+            bad = _first_bad(parts[0], 0)
+            if bad:
+                raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
+            carry_host = to_host(carry)
+            bad = _bad_state(carry_host, 0)
+            if bad:
+                raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[2][:10]}")
+            save(0, carry_host, parts[0])
+        t_first = time.perf_counter() - t0
+        compute = t_first - (clock.seconds - c0)
+
+        step = run.chunk_generations or G
+        t_sim = 0.0
         while done < G:
             n = min(step, G - done)
-            t = time.perf_counter()
-            carry, recs = chunk(carry, keys, jnp.arange(done + 1, done + n + 1, dtype=jnp.int32))
+            t, c = time.perf_counter(), clock.seconds
+            gens = jnp.arange(done + 1, done + n + 1, dtype=jnp.int32)
+            carry, recs = call(chunk_one, f"a chunk of {n} generations", f"generations {done + 1}..{done + n}", carry, keys, shared=(gens,))
             recs = to_host(recs)  # (S, n) per record
             bad = _first_bad(recs, done + 1)
             if bad:
@@ -222,20 +253,12 @@ def run_saved(config, out_dir) -> Path:
                 path, g, seeds = bad
                 raise _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done)
             parts.append(recs)
+            save(done + n, carry_host, _concat(parts))
             done += n
-            _save_checkpoint(out_dir, key, done, carry_host, _concat(parts))
-            dt = time.perf_counter() - t
+            dt = time.perf_counter() - t - (clock.seconds - c)
             t_sim += dt
+            compute += dt
             progress.update(done, n, dt)
-    except KeyboardInterrupt:
-        progress.close()
-        print(
-            f"[collapse-sim] {label}: interrupted; generations 0..{done} are saved in {out_dir}; "
-            f"run the same command to resume from generation {done}",
-            file=sys.stderr,
-            flush=True,
-        )
-        raise
     finally:
         progress.close()
 
@@ -249,14 +272,19 @@ def run_saved(config, out_dir) -> Path:
         "theory": theory,
         "first_generation_seconds": t_first,
         "run_seconds": t_sim,
+        "compute_seconds": compute,
+        "compile_seconds": clock.seconds,
+        "compile": {"programs": clock.programs, "cache_hits": clock.cache_hits, "cache_misses": clock.cache_misses,
+                    "cache_dir": cache},
         "devices": [str(d) for d in mesh.devices.flat],
         "device": str(jax.devices()[0]),
         "platform": jax.default_backend(),
         "precision": run.precision,
-        "versions": versions(),
+        **provenance(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    if jax.process_index() == 0:  # one writer when a run spans several hosts
-        results.save(out_dir, records, meta)
-        checkpoint.mark_complete(out_dir, key, G)
+    if writer:
+        with interrupts.critical():  # results, then the marker: an interrupt sees all or none
+            checksums = results.save(out_dir, records, meta)
+            checkpoint.mark_complete(out_dir, key, G, checksums)
     return out_dir

@@ -58,21 +58,23 @@ def test_entry_point_runs_saves_and_renders(tmp_path):
         "run.n_generations=3",
         "run.n_seeds=16",
         "run.theory_designs=50",
-        f"hydra.sweep.dir={out}",
+        f"hydra.run.dir={out}",
         cwd=tmp_path,
     )
     assert p.returncode == 0, p.stderr[-3000:]
     assert f"results in {out}" in p.stdout
     (run,) = results.find_runs(out)
+    assert run == out  # one regime named: a single run, in hydra.run.dir
     rec, meta = results.load(run)
     assert rec["test_error"].shape == (16, 4)
     assert meta["config"]["regime"]["name"] == "accumulate"
     assert meta["config"]["world"]["d"] == 3
     assert meta["run_seconds"] > 0 and meta["versions"]["jax"]
     np.testing.assert_equal(rec["theory/prediction"].shape, (4,))
-    figs = out / "figures" / "regime=accumulate,run.n_generations=3,run.n_seeds=16,run.theory_designs=50,world.T=10,world.d=3"
-    assert (figs / "regression.png").is_file() and (figs / "regression.pdf").is_file()
+    assert (out / "regression.png").is_file() and (out / "regression.pdf").is_file()  # its figure in its folder
     assert "figure: " in p.stdout
+    assert "compiling generation 0" in p.stderr and "compiling generation 0" in (out / "main.log").read_text()
+    assert "compiling" not in p.stdout  # the collapse_sim logger's lines are not repeated by hydra's console
     json.loads((run / "results.json").read_text())
 
 
