@@ -1,7 +1,8 @@
 """Categorical tail loss: support size, tail mass lost, tail mass and entropy per generation.
 
-One line per run (regime), Monte Carlo mean over seeds with its 95% band; the
-exact expectations (theory.md §4.1, theory/categorical.py, via the binomial marginal
+One line per run (regime), Monte Carlo mean over seeds with its 95% Student-t interval
+(figures/bands.py); the
+exact expectations (theory/categorical.py, via the binomial marginal
 chains) as grey dashed lines where predictions_distributions attached them
 (replace without smoothing).  The tail is the set of outcomes whose true probability
 lies below the world's ``tail_quantile`` quantile; "tail mass lost" is the true mass
@@ -18,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, style
+from collapse_sim.figures import bands, cli, style
 from collapse_sim.figures.regression import label
 from collapse_sim.simulator import results
 
 STEM = "categorical_tails"
+SHOWS = ("regime.",)  # figures/render.py: one line (or row) per regime variant
 ORDER = ["replace", "mix", "accumulate_subsample", "accumulate"]
 PANELS = [
     ("support", "support size (outcomes kept)"),
@@ -56,30 +58,38 @@ def plot(run_dirs, out_dir) -> list[Path]:
     runs = sorted((r for r in runs if applies(r[1])), key=lambda r: _order(r[1]))
     if not runs:
         return []
+    seeds = [rec[PANELS[0][0]].shape[0] for rec, _ in runs]
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(11.0, 2.9))
+        fig, axes = style.subplots(1, len(PANELS), figsize=(12.4, 3.2))
+        labelled = set()
+
+        def once(key, text):
+            new = key not in labelled
+            labelled.add(key)
+            return text if new else None
+
         for i, (rec, meta) in enumerate(runs):
             st = style.series(i)
-            for ax, (name, title) in zip(axes, PANELS):
+            for ax, (name, ylabel) in zip(axes, PANELS):
                 y = rec[name]
                 g = np.arange(y.shape[1])
-                m, half = style.mean_band(y)
-                ax.plot(g, m, color=st["color"], linestyle="-", marker=st["marker"], markevery=max(1, len(g) // 8),
-                        label=f"{label(meta)} (MC)")
-                ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
+                m, half = bands.mean_interval(y)
+                ax.plot(g, m, **st, markevery=max(1, len(g) // 8), label=label(meta))
+                style.band(ax, g, m, half, st["color"], label=once("band", f"{bands.describe(seeds)} (shaded)"))
                 if name == "tail_mass":
-                    ax.plot(g, np.median(y, 0), color=st["color"], linestyle="-", linewidth=0.7)
+                    ax.plot(g, np.median(y, 0), color=st["color"], linestyle="-", linewidth=0.7,
+                            label=once("median", "median over seeds (thin line, tail-mass panel)"))
                 if f"theory/{name}" in rec:  # grey on top: the MC usually hides a same-colour line
-                    ax.plot(g, rec[f"theory/{name}"], color="0.6", linestyle="--", linewidth=1.3, zorder=5)
-                ax.set_title(title)
+                    ax.plot(g, rec[f"theory/{name}"], color="0.6", linestyle="--", linewidth=1.3, zorder=5,
+                            label=once("theory", "theory (exact, replace): grey dashed"))
+                ax.set_ylabel(ylabel)
                 ax.set_xlabel("generation g")
                 ax.set_xlim(0, g[-1])
                 ax.set_ylim(bottom=0)
-        axes[0].plot([], [], color="0.6", linestyle="--", linewidth=1.3, label="theory (exact, replace)")
-        fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
-        fig.suptitle(f"Categorical refits: {world_label(w)}; {run['n_seeds']} seeds", fontsize=9)
-        fig.tight_layout()
+                style.integer_generations(ax)
+        style.figure_legend(fig, axes, first=[label(m) for _, m in runs])
+        w = runs[0][1]["config"]["world"]
+        fig.suptitle(f"Categorical refits: {world_label(w)}; {bands.describe(seeds)}", fontsize=9)
         return style.save(fig, out_dir, STEM)
 
 

@@ -1,11 +1,12 @@
 """Shumailov et al.'s 1-D Gaussian collapse: one column per sample size M.
 
-Top row (log scale): the fitted variance σ_g² — its mean over seeds (a martingale
-with unbiased refits: its expectation stays at σ², but its distribution grows so
-heavy-tailed that the sample mean over seeds falls below σ² once most runs have
-collapsed), its median (which decays) and the squared mean of σ_g (E σ_g decays as
+Top row (log scale): the fitted variance σ_g² — its mean over seeds with its 95% Student-t
+interval (figures/bands.py; where the interval reaches 0 its lower edge runs to the bottom of
+the axis), a martingale with unbiased refits: its expectation stays at σ², but its distribution
+grows so heavy-tailed that the sample mean over seeds falls below σ² once most runs have
+collapsed; its median (which decays) and the squared mean of σ_g (E σ_g decays as
 σ Π c(M_i − 1)).  Bottom row: E W₂²(N(μ_g, σ_g²), N(μ, σ²)) — the Monte
-Carlo mean with its 95% band, the exact value (theory.md §3.1) and the paper's
+Carlo mean with its 95% t-interval, the exact value (theory/gaussian.py) and the paper's
 first-order approximation (3/2) σ² Σ_{i≤g} 1/M_i (Shumailov et al. 2024, SI Eq. 6).
 Theory lines are drawn only where predictions_distributions attached them
 (replace).  Only 1-D runs of the gaussian world under replace are drawn.
@@ -19,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, style
+from collapse_sim.figures import bands, cli, style
 from collapse_sim.simulator import results
 
 STEM = "gaussian_collapse"
+SHOWS = ("world.M", "world.M_schedule", "world.estimator")  # figures/render.py: one column per run
 MC, MEDIAN, STD, EXACT, APPROX = (style.series(i) for i in range(5))
 
 
@@ -41,11 +43,11 @@ def _order(meta):
     return (w.get("M_schedule") is not None, w["M"], str(w.get("M_schedule")))
 
 
-def _line(ax, g, y, st, label, band=None, every=None):
+def _line(ax, g, y, st, label, band=None, band_label=None, log=False):
     ax.plot(g, y, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
-            markevery=every or max(1, len(g) // 8), label=label)
+            markevery=max(1, len(g) // 8), label=label)
     if band is not None:
-        ax.fill_between(g, y - band, y + band, color=st["color"], alpha=0.18, linewidth=0)
+        style.band(ax, g, y, band, st["color"], log=log, label=band_label)
 
 
 def _theory(ax, g, rec, name, st, label):
@@ -62,19 +64,24 @@ def plot(run_dirs, out_dir) -> list[Path]:
     if not runs:
         return []
     n = len(runs)
+    seeds = [rec["var"].shape[0] for rec, _ in runs]
+    shaded = f"{bands.describe(seeds)} (shaded)"
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(2, n, figsize=(2.6 * n + 0.4, 4.8), squeeze=False, sharex="col")
+        fig, axes = style.subplots(2, n, figsize=(2.6 * n + 3.4, 5.0), squeeze=False, sharex="col")
         for j, (rec, meta) in enumerate(runs):
             world = meta["config"]["world"]
             sigma2 = world["sigma"] ** 2
             var, w2 = rec["var"], rec["w2sq"]
             g = np.arange(var.shape[1])
             ax = axes[0, j]
-            m, half = style.mean_band(var)
-            _line(ax, g, m, MC, "mean σ²_g (MC, 95% band; heavy-tailed:\nbelow its expectation once most runs collapsed)", half)
-            _line(ax, g, np.median(var, 0), MEDIAN, "median σ²_g (MC)")
-            _line(ax, g, rec["std"].mean(0) ** 2, STD, "(mean σ_g)² (MC)")
-            _theory(ax, g, rec, "var", EXACT, "exact E σ²_g, median, (E σ_g)²")
+            if j:
+                ax.sharey(axes[0, 0])
+            m, half = bands.mean_interval(var)
+            _line(ax, g, m, MC, "mean $\\sigma^2_g$ over seeds (heavy-tailed: below its\nexpectation once most runs collapsed)",
+                  half, shaded, log=True)
+            _line(ax, g, np.median(var, 0), MEDIAN, "median $\\sigma^2_g$")
+            _line(ax, g, rec["std"].mean(0) ** 2, STD, "(mean $\\sigma_g$)$^2$")
+            _theory(ax, g, rec, "var", EXACT, "exact $E\\,\\sigma^2_g$, median, $(E\\,\\sigma_g)^2$")
             _theory(ax, g, rec, "var_median", EXACT, None)
             if "theory/std" in rec:
                 ax.plot(g, rec["theory/std"] ** 2, color=EXACT["color"], linestyle=EXACT["linestyle"], linewidth=1.0)
@@ -82,29 +89,28 @@ def plot(run_dirs, out_dir) -> list[Path]:
             ax.set_yscale("log")
             ax.set_ylim(1e-3 * sigma2, 3 * sigma2)
             ax = axes[1, j]
-            m, half = style.mean_band(w2)
-            _line(ax, g, m, MC, "E W₂² (MC, 95% band; heavy-tailed\nonce most runs collapsed)", half)
-            _theory(ax, g, rec, "w2sq", EXACT, "E W₂² exact")
-            _theory(ax, g, rec, "w2sq_approx", APPROX, "(3/2)σ² Σ 1/M_i (paper, 1st order)")
+            m, half = bands.mean_interval(w2)
+            _line(ax, g, m, MC, "mean $W_2^2$ over seeds (heavy-tailed\nonce most runs collapsed)", half, shaded)
+            _theory(ax, g, rec, "w2sq", EXACT, "exact $E\\,W_2^2$")
+            _theory(ax, g, rec, "w2sq_approx", APPROX, "$\\frac{3}{2}\\sigma^2\\sum_{i\\leq g} 1/M_i$ (paper, 1st order)")
             ax.set_ylim(bottom=0)
+            ax.set_ylabel("$W_2^2$ to the truth")
             ax.set_xlabel("generation g")
             ax.set_xlim(0, g[-1])
-        axes[0, 0].set_ylabel("fitted variance")
-        axes[1, 0].set_ylabel("W₂² to the truth")
-        for row, y in zip(axes, (0.75, 0.28)):
+            style.integer_generations(ax)
+        axes[0, 0].set_ylabel("fitted variance $\\sigma^2_g$")
+        for row in axes:
             handles = {}
             for ax in row:
                 for h, lab in zip(*ax.get_legend_handles_labels()):
                     handles.setdefault(lab, h)
-            fig.legend(handles.values(), handles.keys(), frameon=False, loc="center left", bbox_to_anchor=(1.0, y))
-        run = runs[0][1]["config"]["run"]
+            row[-1].legend(handles.values(), handles.keys(), frameon=False, loc="center left", bbox_to_anchor=(1.04, 0.5))
         sigma2 = runs[0][1]["config"]["world"]["sigma"] ** 2
         fig.suptitle(
-            f"1-D Gaussian refitted to its own samples (Shumailov et al. 2024, Thm 3.1), σ² = {sigma2:g}, "
-            f"{run['n_seeds']} seeds",
+            f"1-D Gaussian refitted to its own samples (Shumailov et al. 2024, Thm 3.1), σ² = {sigma2:g}; "
+            f"{bands.describe(seeds)}",
             fontsize=9,
         )
-        fig.tight_layout()
         return style.save(fig, out_dir, STEM)
 
 

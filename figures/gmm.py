@@ -1,11 +1,11 @@
 """Gaussian-mixture collapse in 2-D: density snapshots per regime, and the metrics per generation.
 
-One row per run (regime): the true density, then the fitted density of seed 0 at a
-few generations (from the fitted weights, means and covariances the gmm world
+The true density once (top left), then one row per run (regime): the fitted density of seed 0
+at a few generations (from the fitted weights, means and covariances the gmm world
 records with ``record_params``).  Each density panel has its own colour scale (the
 collapsed fits are far more peaked than the truth); the true 2σ circles are drawn on
 every panel for reference.  A last row shows, for every run, the Monte Carlo mean
-over seeds of the exact L² distance ∫(p̂ − p*)², the number of true modes kept and
+over seeds (with its 95% Student-t interval, figures/bands.py) of the exact L² distance ∫(p̂ − p*)², the number of true modes kept and
 the tail share (fitted mass beyond 2σ of every true mode).  There is no closed form
 for EM-fitted mixtures, so no theory line.  Runs in more than two dimensions are
 drawn through their marginal on the first two coordinates; 1-D runs as curves.
@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, style
+from collapse_sim.figures import bands, cli, style
 from collapse_sim.figures.regression import label
 from collapse_sim.simulator import results
 from collapse_sim.simulator.worlds.gmm import GMMConfig, true_mixture
 
 STEM = "gmm_collapse"
+SHOWS = ("regime.",)  # figures/render.py: one line (or row) per regime variant
 ORDER = ["replace", "mix", "accumulate_subsample", "accumulate"]
 SEED = 0
 
@@ -96,42 +97,45 @@ def plot(run_dirs, out_dir, generations=None) -> list[Path]:
     extent = world0["separation"] + 4 * world0["spread"]
     n_rows, n_cols = len(runs), len(gens) + 1
     with plt.rc_context(style.RC):
-        fig = plt.figure(figsize=(1.6 * n_cols + 1.2, 1.65 * n_rows + 2.4), layout="constrained")
-        top, bottom = fig.subfigures(2, 1, height_ratios=[1.65 * n_rows, 2.2])
+        fig = style.figure(figsize=(1.6 * n_cols + 1.2, 1.65 * n_rows + 2.6))
+        top, bottom = fig.subfigures(2, 1, height_ratios=[1.65 * n_rows, 2.4])
         axes = top.subplots(n_rows, n_cols, squeeze=False)
+        tw, tmu, tcov, _ = _truth(world0)  # every run has the same world (figures/render.py: SHOWS)
+        _density_panel(axes[0, 0], world0, tw, tmu, tcov, extent, "truth")
+        for ax in axes[1:, 0]:
+            ax.set_visible(False)
         for i, (rec, meta) in enumerate(runs):
             world = meta["config"]["world"]
-            tw, tmu, tcov, _ = _truth(world)
-            _density_panel(axes[i, 0], world, tw, tmu, tcov, extent, "truth")
-            axes[i, 0].set_ylabel(label(meta), fontsize=8)
+            axes[i, 1].set_ylabel(label(meta), fontsize=8)
             for j, g in enumerate(gens):
                 w, mu, cov = rec["weights"][SEED, g], rec["means"][SEED, g], rec["covs"][SEED, g]
                 _density_panel(axes[i, j + 1], world, w, mu, cov, extent, f"g = {g}")
         panels = [("l2sq", "L² distance ∫(p̂ − p*)²", "log"), ("modes_kept", "true modes kept", "linear"),
                   ("tail_share", f"tail share (beyond {world0['tail_k']:g}σ)", "linear")]
         metric_axes = bottom.subplots(1, len(panels))
+        seeds = [rec["l2sq"].shape[0] for rec, _ in runs]
         for ax, (name, title, scale) in zip(metric_axes, panels):
             smallest = min(float(np.min(rec[name].mean(0))) for rec, _ in runs)
             for i, (rec, meta) in enumerate(runs):
                 st = style.series(i)
-                m, half = style.mean_band(rec[name])
+                m, half = bands.mean_interval(rec[name])
                 g = np.arange(len(m))
                 ax.plot(g, m, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
                         markevery=max(1, len(g) // 6), label=label(meta))
-                low = np.maximum(m - half, 1e-12) if scale == "log" else m - half  # a band reaching 0 runs off the log axis
-                ax.fill_between(g, low, m + half, color=st["color"], alpha=0.18, linewidth=0)
+                style.band(ax, g, m, half, st["color"], log=scale == "log",
+                           label=f"{bands.describe(seeds)} (shaded)" if i == 0 and ax is metric_axes[0] else None)
             ax.set_yscale(scale)
             if scale == "log":
                 ax.set_ylim(bottom=smallest / 3)
-            ax.set_title(title, fontsize=8)
+            ax.set_ylabel(title, fontsize=8)
             ax.set_xlabel("generation g")
             ax.set_xlim(0, G)
-        metric_axes[0].legend(frameon=False, loc="best")
-        run = runs[0][1]["config"]["run"]
+            style.integer_generations(ax)
+        style.figure_legend(bottom, metric_axes, first=[label(m) for _, m in runs])
         fig.suptitle(
             f"Gaussian mixture refitted by EM to its own samples: K={world0['K']} components, {world0['true_K']} true "
-            f"modes, M={world0['M']}\ndensities of seed {SEED} (dashed: true 2σ circles); metrics: mean over "
-            f"{run['n_seeds']} seeds with 95% band",
+            f"modes, M={world0['M']}\ndensities of seed {SEED} (dashed: true 2σ circles); metrics: "
+            f"{bands.describe(seeds)}",
             fontsize=9,
         )
         return style.save(fig, out_dir, STEM)

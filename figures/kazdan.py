@@ -1,11 +1,11 @@
 """Kazdan et al.'s multivariate Gaussian: replace vs accumulate vs accumulate_subsample.
 
 Four panels against the generation g, one line per regime (Monte Carlo mean over
-seeds with its 95% band): the squared error of the fitted mean ||μ_g − μ||², the
+seeds with its 95% Student-t interval, figures/bands.py): the squared error of the fitted mean ||μ_g − μ||², the
 trace ratio tr Σ_g / tr Σ, the log-determinant change log det Σ_g − log det Σ (the
 finite-variance statistic; det itself is heavy-tailed) and W₂² to the truth.  Theory
-(thin lines, same colour) where predictions_distributions attached it: the exact
-replace curves (theory.md §3.2, Bartlett for the log-determinant), the exact
+(broad pale lines, same colour) where predictions_distributions attached it: the exact
+replace curves (theory/gaussian.py, Bartlett for the log-determinant), the exact
 accumulate recursions, and accumulate's bound (π²/6) tr Σ / M on the mean error
 (dotted).  accumulate_subsample has no closed form.  Only gaussian-world runs with
 d >= 2 are drawn (1-D runs go to figures/gaussian.py).
@@ -19,17 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, style
+from collapse_sim.figures import bands, cli, style
 from collapse_sim.figures.regression import label
 from collapse_sim.simulator import results
 
 STEM = "kazdan_gaussian"
+SHOWS = ("regime.",)  # figures/render.py: one line (or row) per regime variant
 ORDER = ["replace", "accumulate_subsample", "accumulate", "mix"]
 PANELS = [
-    ("mean_error", "||μ_g − μ||²", "log"),
-    ("trace_ratio", "tr Σ_g / tr Σ", "log"),
-    ("logdet_change", "log det Σ_g − log det Σ", "linear"),
-    ("w2sq", "W₂² to the truth", "log"),
+    ("mean_error", r"$\|\mu_g - \mu\|^2$", "log"),
+    ("trace_ratio", r"$\mathrm{tr}\,\Sigma_g\,/\,\mathrm{tr}\,\Sigma$", "log"),
+    ("logdet_change", r"$\log\det\Sigma_g - \log\det\Sigma$", "linear"),
+    ("w2sq", r"$W_2^2$ to the truth", "log"),
 ]
 
 
@@ -51,36 +52,41 @@ def plot(run_dirs, out_dir) -> list[Path]:
     runs = sorted((r for r in runs if applies(r[1])), key=lambda r: _order(r[1]))
     if not runs:
         return []
+    seeds = [rec[PANELS[0][0]].shape[0] for rec, _ in runs]
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(11.0, 2.9))
+        fig, axes = style.subplots(1, len(PANELS), figsize=(12.4, 3.2))
+        labelled = set()
         for i, (rec, meta) in enumerate(runs):
             st = style.series(i)
             for ax, (name, ylabel, scale) in zip(axes, PANELS):
                 y = rec[name]
                 g = np.arange(y.shape[1])
-                m, half = style.mean_band(y)
-                ax.plot(g, m, color=st["color"], linestyle="-", marker=st["marker"], markevery=max(1, len(g) // 8),
-                        label=f"{label(meta)} (MC)")
-                ax.fill_between(g, m - half, m + half, color=st["color"], alpha=0.18, linewidth=0)
+                m, half = bands.mean_interval(y)
+                ax.plot(g, m, **st, markevery=max(1, len(g) // 8), label=label(meta))
+                style.band(ax, g, m, half, st["color"], log=scale == "log",
+                           label=None if "band" in labelled else f"{bands.describe(seeds)} (shaded)")
+                labelled.add("band")
                 if f"theory/{name}" in rec:
-                    ax.plot(g, rec[f"theory/{name}"], color=st["color"], linestyle="--", linewidth=1.0)
+                    ax.plot(g, rec[f"theory/{name}"], color=st["color"], linestyle="-", linewidth=3.0, alpha=0.3,
+                            zorder=1, label=None if "exact" in labelled else "theory (exact): broad pale line, in the regime's colour")
+                    labelled.add("exact")
                 if f"theory/{name}_bound" in rec:
-                    ax.plot(g, rec[f"theory/{name}_bound"], color=st["color"], linestyle=":", linewidth=1.0)
+                    ax.plot(g, rec[f"theory/{name}_bound"], color=st["color"], linestyle=(0, (1, 2)), linewidth=1.0,
+                            label=None if "bound" in labelled else f"{label(meta)}: bound " + r"$(\pi^2/6)\,\mathrm{tr}\,\Sigma/M$")
+                    labelled.add("bound")
                 ax.set_yscale(scale)
-                ax.set_title(ylabel)
+                ax.set_ylabel(ylabel)
                 ax.set_xlabel("generation g")
                 ax.set_xlim(0, g[-1])
-        axes[0].plot([], [], color="0.3", linestyle="--", label="theory (exact)")
-        axes[0].plot([], [], color="0.3", linestyle=":", label="accumulate bound (π²/6) tr Σ/M")
-        fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
+                style.integer_generations(ax)
+        style.figure_legend(fig, axes, first=[label(m) for _, m in runs])
+        w = runs[0][1]["config"]["world"]
         size = f"M={w['M']}" if w.get("M_schedule") is None else f"M_g={w['M_schedule']}"
         fig.suptitle(
             f"Multivariate Gaussian (Kazdan et al. 2024): d={w['d']}, {size}, {w['estimator']} refits, "
-            f"{w['spectrum']} Σ, {run['n_seeds']} seeds",
+            f"{w['spectrum']} Σ; {bands.describe(seeds)}",
             fontsize=9,
         )
-        fig.tight_layout()
         return style.save(fig, out_dir, STEM)
 
 

@@ -22,6 +22,9 @@ import numpy as np
 from collapse_sim.figures import cli, lm_runs, style
 
 STEM = "lm_ppl_histograms"
+EXPERIMENTS = ("lm_ppl_histograms", "")
+SHOWS = ("regime.", "world.temperature", "world.edit_threshold")  # figures/render.py: a panel per run
+MAX_RUNS = 12
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 # Generation g's line: later is darker; the dash pattern differs too (greyscale-safe), and the
 # last generation is solid black.
@@ -40,10 +43,14 @@ def table(runs) -> str:
     return "\n".join(lines) + "\n"
 
 
+def applies(meta: dict) -> bool:
+    return lm_runs.made_by(meta, EXPERIMENTS)
+
+
 def plot(run_dirs, out_dir) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    runs = [r for r in lm_runs.select(run_dirs, ("lm_ppl_histograms", "")) if "train_seq_ppl_gen0" in r[0]]
+    runs = [r for r in lm_runs.select(run_dirs, EXPERIMENTS) if "train_seq_ppl_gen0" in r[0]]
     if not runs:
         return []
     allv = np.concatenate([r["train_seq_ppl_gen0"].reshape(-1) for r, _ in runs])
@@ -52,7 +59,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
     temps = sorted({m["config"]["world"]["temperature"] for _, m in runs}, reverse=True)
     regimes = list(dict.fromkeys(lm_runs.label(m) for _, m in runs))
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(len(temps), len(regimes), figsize=(3.5 * len(regimes), 2.7 * len(temps)),
+        fig, axes = style.subplots(len(temps), len(regimes), figsize=(3.5 * len(regimes) + 1.6, 2.5 * len(temps) + 0.5),
                                  sharex=True, sharey=True, squeeze=False)
         for ax in axes.flat:
             ax.set_visible(False)
@@ -73,13 +80,13 @@ def plot(run_dirs, out_dir) -> list[Path]:
             ticks = [t for t in (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000) if bins[0] <= t <= bins[-1]]
             ax.set_xticks(ticks, [str(t) for t in ticks])
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
-            ax.set_title(f"{lm_runs.label(meta)}, sampling temperature {meta['config']['world']['temperature']:g}",
+            ax.set_title(f"{lm_runs.label(meta)},\nsampling temperature {meta['config']['world']['temperature']:g}",
                          loc="left", fontsize=8)
         fig.supxlabel("per-sequence perplexity under the generation-0 model (per byte, log scale)", fontsize=9)
         for ax in axes[:, 0]:
             ax.set_ylabel("share of training sequences")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, frameon=False, loc="center left", bbox_to_anchor=(1.04, 0.5))
+        fig.legend(handles, labels, frameon=False, loc="outside right center")
         S, n = runs[0][0]["train_seq_ppl_gen0"].shape[0], runs[0][0]["train_seq_ppl_gen0"].shape[2]
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds × {n} sequences per generation")
         paths = style.save(fig, out_dir, STEM)

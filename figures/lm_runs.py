@@ -19,13 +19,18 @@ def experiment_of(meta: dict) -> str:
     return meta["config"]["run"].get("experiment", "") or ""
 
 
+def made_by(meta: dict, experiments) -> bool:
+    """A text-world run made by one of ``experiments`` ("" = by no experiment config)."""
+    return meta["config"]["world"]["name"] in TEXT_WORLDS and experiment_of(meta) in experiments
+
+
 def select(run_dirs, experiments) -> list:
     """(records, meta) of the text-world runs in ``run_dirs`` made by one of ``experiments``
     ("" = a run made by no experiment config), in a fixed order of variants."""
     out = []
     for d in run_dirs:
         rec, meta = results.load(d)
-        if meta["config"]["world"]["name"] in TEXT_WORLDS and experiment_of(meta) in experiments:
+        if made_by(meta, experiments):
             out.append((rec, meta))
     out.sort(key=lambda r: sort_key(r[1]))
     return out
@@ -61,14 +66,6 @@ def world_label(meta: dict) -> str:
     return f"{model}, {w['train_blocks']}×{w['block_len']} B of {corpus}"
 
 
-def integer_generations(*axes) -> None:
-    """Generations are whole numbers: ticks only there."""
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
 def suptitle(fig, text: str) -> None:
-    """The world and seed count, above every panel, left-aligned."""
-    fig.suptitle(text, x=0.01, y=1.0, ha="left", va="bottom", fontsize=8)
+    """The world and seed count, above every panel (constrained layout leaves no gap under it)."""
+    fig.suptitle(text, fontsize=8)

@@ -38,9 +38,12 @@ from collapse_sim.figures import cli, lm_runs, style
 from collapse_sim.simulator import diagnostics as D
 
 STEM = "ngram_diagnostics"
+EXPERIMENTS = ("ngram_diagnostics",)
+SHOWS = ("regime.", "world.edit_threshold")  # figures/render.py: one line or bar per variant
+MAX_RUNS = len(style.SERIES) - 1  # style.series(0) is the real text's
 RARE_Q = 0.25
 TOP_K = 20
-# ToEdit Table 6 (theory.md §4.2): share of tokens per prior-probability bin [0, 0.1), ..., [0.9, 1].
+# ToEdit Table 6 (Zhu et al. 2024, arXiv 2412.14689): share of tokens per prior-probability bin [0, 0.1), ..., [0.9, 1].
 TOEDIT_TABLE6 = np.array([34.7, 8.1, 5.4, 4.4, 3.8, 3.6, 3.7, 4.0, 5.2, 27.1])
 
 
@@ -111,10 +114,14 @@ def table(runs, ms) -> str:
     return "\n".join(lines) + "\n"
 
 
+def applies(meta: dict) -> bool:
+    return lm_runs.made_by(meta, EXPERIMENTS)
+
+
 def plot(run_dirs, out_dir) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    runs = [r for r in lm_runs.select(run_dirs, ("ngram_diagnostics",)) if "train_tokens" in r[0]]
+    runs = [r for r in lm_runs.select(run_dirs, EXPERIMENTS) if "train_tokens" in r[0]]
     if not runs:
         return []
     ms = [all_measures(rec) for rec, _ in runs]
@@ -123,7 +130,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
     G = G1 - 1
     real_all = texts(runs[0][0])[:, 0].reshape(-1, X0.shape[-1])
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(2, 2, figsize=(7.6, 6.4))
+        fig, axes = style.subplots(2, 2, figsize=(8.6, 8.0), gridspec_kw={"height_ratios": [1.25, 1]})
         (ax_h, ax_t), (ax_s, ax_p) = axes
 
         # (a) sorted hashed bi-gram bucket shares
@@ -144,8 +151,9 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax_h.set_xlabel("k fullest buckets (bi-grams hashed into 10,000 buckets)")
         ax_h.set_ylabel("share of all bi-grams in them")
         ax_h.set_ylim(0, 1.02)
+        ax_h.set_xlim(0.8, 1.25 * D.DEFAULT_BUCKETS)  # every bucket: the real text fills a tenth
         ax_h.set_title("(a) concentration of hashed bi-gram features", loc="left")
-        ax_h.legend(frameon=False, loc="upper left", fontsize=6.5)
+        ax_h.legend(frameon=False, loc="lower right", fontsize=6.5)
 
         # (b) top-K real bi-grams: real against each text at generation G
         top = D.top_k(real_all, 2, TOP_K)
@@ -162,6 +170,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
                       label=f"{lm_runs.label(meta).split(' (')[0]}, gen {G}")
         ax_t.set_yticks(y)
         ax_t.set_yticklabels([D.label(c, 2) for c in top.codes], fontfamily="monospace", fontsize=7)
+        ax_t.set_ylabel(f"the real text's {TOP_K} most frequent bi-grams")
         ax_t.invert_yaxis()
         ax_t.set_xlabel("frequency among all bi-grams (%)")
         ax_t.set_title(f"(b) the real text's top {TOP_K} bi-grams (␣ space, ↵ newline)", loc="left")
@@ -174,20 +183,16 @@ def plot(run_dirs, out_dir) -> list[Path]:
                       ("bigrams_rare", "--", f"rare byte bi-grams ({rare})"))
         for i, ((rec, meta), m) in enumerate(zip(runs, ms)):
             st = style.series(i + 1)
-            for key, ls, _ in measures_c:
+            for key, ls, what in measures_c:
                 rel = m[key] / m[key][:, :1]
-                ax_s.plot(g, rel.mean(0), color=st["color"], marker=st["marker"], linestyle=ls)
-        for i, (_, meta) in enumerate(runs):
-            st = style.series(i + 1)
-            ax_s.plot([], [], color=st["color"], marker=st["marker"], linestyle="-", label=lm_runs.label(meta).split(" (")[0])
-        for _, ls, what in measures_c:
-            ax_s.plot([], [], color="0.3", linestyle=ls, label=what)
+                ax_s.plot(g, rel.mean(0), color=st["color"], marker=st["marker"], linestyle=ls,
+                          label=f"(c) {lm_runs.label(meta).split(' (')[0]}: {what}")
         ax_s.set_ylim(0, 1.12)
         ax_s.axhline(1.0, color="0.7", linewidth=0.6)
         ax_s.set_xlabel("generation")
         ax_s.set_ylabel("types present, relative to real text")
         ax_s.set_title("(c) survival of the real text's types", loc="left")
-        ax_s.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=6.5)
+        fig.legend(*ax_s.get_legend_handles_labels(), frameon=False, loc="outside lower left", ncols=2, fontsize=6.5)
 
         # (d) the prior's token-probability histogram on the real text
         edits = [(rec, meta) for rec, meta in runs if "prior_prob_hist" in rec]
@@ -207,9 +212,8 @@ def plot(run_dirs, out_dir) -> list[Path]:
         ax_p.set_title("(d) token probabilities under the prior", loc="left")
         ax_p.legend(frameon=False, loc="upper center", fontsize=6.5)
 
-        fig.tight_layout()
         lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {S} seeds, {2 * X0.shape[2]} blocks per generation, compared by halves")
-        lm_runs.integer_generations(ax_s)
+        style.integer_generations(ax_s)
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
     md.write_text(

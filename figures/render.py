@@ -1,35 +1,52 @@
 """Render every figure that applies to a result path (a run or a sweep).
 
     python -m collapse_sim.figures.render RESULTS_PATH [--out DIR]
+
+Each world has its figures (``FIGURES``); a figure module declares which runs it draws
+(``applies(meta)``), which config fields it can tell apart (``SHOWS``: names, or prefixes ending
+in ".") and how many runs it can draw distinctly (``MAX_RUNS``, default one per line style).  A
+figure draws its runs when they differ only in fields it shows and are not too many; runs that
+no figure drew but that differ in swept parameters go to figures/sweep.py, which lays the
+parameters out as facets, colour and a phase map.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+from collapse_sim.figures import style, sweep
 from collapse_sim.simulator import results
 
-# world name -> figure modules, each with ``plot(run_dirs, out_dir) -> [paths]``; a module
-# draws the runs it applies to and ignores the others (returning [] if none applies).
+_TEXT = (
+    "collapse_sim.figures.lm_collapse",
+    "collapse_sim.figures.lm_ppl_histograms",
+    "collapse_sim.figures.synthetic_proportion",
+    "collapse_sim.figures.ngram_diagnostics",
+    "collapse_sim.figures.toedit_iterative",
+)
+# world name -> figure modules, each with ``plot(run_dirs, out_dir) -> [paths]`` and
+# ``applies(meta) -> bool``.
 FIGURES = {
     "regression": ("collapse_sim.figures.regression", "collapse_sim.figures.toedit_audit"),
     "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan"),
     "gmm": ("collapse_sim.figures.gmm",),
     "categorical": ("collapse_sim.figures.categorical",),
-    **{
-        world: (
-            "collapse_sim.figures.lm_collapse",
-            "collapse_sim.figures.lm_ppl_histograms",
-            "collapse_sim.figures.synthetic_proportion",
-            "collapse_sim.figures.ngram_diagnostics",
-            "collapse_sim.figures.toedit_iterative",
-        )
-        for world in ("ngram", "transformer")
-    },
+    "ngram": _TEXT,
+    "transformer": _TEXT,
 }
+
+
+def shows(module, metas) -> bool:
+    """Whether the module's figure tells these runs apart: every swept field is one it shows,
+    and there are no more runs than it can draw distinctly."""
+    names = getattr(module, "SHOWS", ())
+    limit = getattr(module, "MAX_RUNS", len(style.SERIES))
+    ok = all(any(k == s or (s.endswith(".") and k.startswith(s)) for s in names) for k in sweep.swept(metas))
+    return ok and (limit is None or len(metas) <= limit)
 
 
 def render_runs(run_dirs, out_dir) -> list[Path]:
@@ -37,11 +54,22 @@ def render_runs(run_dirs, out_dir) -> list[Path]:
     by_world = defaultdict(list)
     for run in run_dirs:
         _, meta = results.load(run)
-        by_world[meta["config"]["world"]["name"]].append(run)
+        by_world[meta["config"]["world"]["name"]].append((Path(run), meta))
     outs = []
     for world, runs in sorted(by_world.items()):
-        for module in FIGURES.get(world, ()):
-            outs += importlib.import_module(module).plot(runs, out_dir)
+        drawn = set()
+        for name in FIGURES.get(world, ()):
+            module = importlib.import_module(name)
+            mine = [(r, m) for r, m in runs if module.applies(m)]
+            if not mine or not shows(module, [m for _, m in mine]):
+                continue
+            paths = module.plot([r for r, _ in mine], out_dir)
+            if paths:
+                drawn |= {r for r, _ in mine}
+            outs += paths
+        rest = [(r, m) for r, m in runs if r not in drawn]
+        if rest and sweep.parameters([m for _, m in rest]):
+            outs += sweep.plot([r for r, _ in rest], out_dir)
     return outs
 
 
@@ -55,7 +83,22 @@ def main(argv=None) -> None:
     parser.add_argument("path")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-    for p in render_path(Path(args.path), args.out):
+    path = Path(args.path)
+    prog = "python -m collapse_sim.figures.render"
+    if not path.exists():
+        print(f"{prog}: error: no such result path: {path}", file=sys.stderr)
+        sys.exit(2)
+    runs = results.find_runs(path)
+    if not runs:
+        print(f"{prog}: error: no runs under {path} (a run folder holds {results.RECORDS})", file=sys.stderr)
+        sys.exit(2)
+    outs = render_runs(runs, args.out or path)
+    if not outs:
+        worlds = sorted({results.load(r)[1]["config"]["world"]["name"] for r in runs})
+        print(f"{prog}: error: no figure applies to the {len(runs)} run(s) under {path} (worlds: {', '.join(worlds)})",
+              file=sys.stderr)
+        sys.exit(2)
+    for p in outs:
         print(p)
 
 

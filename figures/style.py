@@ -1,4 +1,5 @@
-"""One shared look for every figure: serif text, greyscale-safe lines, PDF + PNG."""
+"""One shared look for every figure: serif text, greyscale-safe lines (colour, dash and marker
+per series), constrained layout, PDF + PNG at one resolution.  Bands: figures/bands.py."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ SERIES = [
 
 RC = {
     "font.family": "serif",
+    "mathtext.fontset": "dejavuserif",
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -41,13 +43,46 @@ def series(i: int) -> dict:
     return dict(SERIES[i % len(SERIES)])
 
 
-def mean_band(x: np.ndarray, axis: int = 0, z: float = 1.96):
-    """Mean over seeds and the half-width of its 95% normal confidence band."""
-    x = np.asarray(x, float)
-    n = x.shape[axis]
-    m = x.mean(axis)
-    half = z * x.std(axis, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(m)
-    return m, half
+SEQUENTIAL = "viridis"  # one numeric parameter as colour (figures/sweep.py), with a colourbar
+
+
+def integer_generations(*axes) -> None:
+    """Generations are whole numbers: ticks only there (x axis)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def band(ax, x, mean, half, color, log: bool = False, alpha: float = 0.18, **kwargs):
+    """Shade mean ± half (figures/bands.py).  On a log axis the lower edge is clipped to the
+    smallest positive float, so an interval reaching 0 runs to the bottom of the axis instead of
+    leaving a gap."""
+    lo, hi = np.asarray(mean) - half, np.asarray(mean) + half
+    if log:
+        lo = np.maximum(lo, np.finfo(float).tiny)
+    return ax.fill_between(x, lo, hi, color=color, alpha=alpha, linewidth=0, **kwargs)
+
+
+def figure_legend(fig, axes, first=(), **kwargs):
+    """One legend for the figure from the labelled artists of ``axes`` (each label once), the
+    labels in ``first`` (the series) ahead of the rest (bands, theory); outside the panels."""
+    handles = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    keys = sorted(handles, key=lambda k: (k not in first, list(handles).index(k)))
+    kwargs = {"loc": "outside right center", "frameon": False} | kwargs
+    return fig.legend([handles[k] for k in keys], keys, **kwargs)
+
+
+def figure(**kwargs):
+    """A figure with constrained layout: titles, labels and outside legends stay inside it."""
+    return plt.figure(layout="constrained", **kwargs)
+
+
+def subplots(*args, **kwargs):
+    return plt.subplots(*args, layout="constrained", **kwargs)
 
 
 def save(fig, out_dir, stem: str) -> list[Path]:

@@ -5,7 +5,7 @@ a fixed token budget on a share alpha of real text and 1 - alpha of a fixed teac
 the teacher is the generation-0 model and the student generation 1 of regime mix with the real
 rows kept fixed (experiments/conf/experiment/synthetic_proportion.yaml); one line per temperature
 the teacher wrote at.  Left: the student's real-test perplexity (per byte) against the synthetic
-share 1 - alpha, mean over seeds with 95% intervals, and the teacher's as a dotted line.  Right:
+share 1 - alpha, mean over seeds with its 95% Student-t interval (figures/bands.py), and the teacher's as a dotted line.  Right:
 the student's mean loss on its own training set (nats per byte).  The paper: test perplexity rises with the synthetic share, with a
 jump at 100%, while the training loss falls.  A markdown table is written alongside.
 
@@ -18,9 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, lm_runs, style
+from collapse_sim.figures import bands, cli, lm_runs, style
 
 STEM = "synthetic_proportion"
+EXPERIMENTS = ("synthetic_proportion",)
+SHOWS = ("regime.real_fraction", "world.temperature")  # figures/render.py: x = share, a line per temperature
+MAX_RUNS = None
+
+
+def applies(meta: dict) -> bool:
+    return lm_runs.made_by(meta, EXPERIMENTS) and meta["config"]["regime"]["name"] == "mix"
 
 
 def points(runs):
@@ -36,14 +43,14 @@ def points(runs):
 
 def table(curves) -> str:
     lines = [
-        "| teacher temperature | synthetic share | real share | seeds | student real-test ppl | student training loss (nats/byte) | teacher real-test ppl |",
+        "| teacher temperature | synthetic share | real share | seeds | student real-test ppl (± 95% t-interval) | student training loss (nats/byte) | teacher real-test ppl |",
         "|---|---|---|---|---|---|---|",
     ]
     for temp, pts in curves.items():
         for share, ppl, loss, teacher in pts:
-            m, h = style.mean_band(ppl)
-            lt = "–" if loss is None else "{:.4f} ± {:.4f}".format(*style.mean_band(loss))
-            mt, ht = style.mean_band(teacher)
+            m, h = bands.mean_interval(ppl)
+            lt = "–" if loss is None else "{:.4f} ± {:.4f}".format(*bands.mean_interval(loss))
+            mt, ht = bands.mean_interval(teacher)
             lines.append(f"| {temp:g} | {share:.0%} | {1 - share:.0%} | {ppl.size} | {m:.3f} ± {h:.3f} | {lt} | {mt:.3f} ± {ht:.3f} |")
     return "\n".join(lines) + "\n"
 
@@ -52,14 +59,14 @@ def plot(run_dirs, out_dir) -> list[Path]:
     import matplotlib.pyplot as plt
 
     runs = [
-        r for r in lm_runs.select(run_dirs, ("synthetic_proportion",))
+        r for r in lm_runs.select(run_dirs, EXPERIMENTS)
         if r[1]["config"]["regime"]["name"] == "mix" and r[0]["test_ppl"].shape[1] >= 2
     ]
     if not runs:
         return []
     curves = points(runs)
     with plt.rc_context(style.RC):
-        fig, (ax, axl) = plt.subplots(1, 2, figsize=(7.6, 3.0), gridspec_kw={"wspace": 0.32})
+        fig, (ax, axl) = style.subplots(1, 2, figsize=(7.6, 3.4))
         teacher = np.concatenate([p[3] for pts in curves.values() for p in pts])
         ax.axhline(teacher.mean(), color="0.4", linestyle=":", linewidth=1.0, label="teacher (generation 0, real text)")
         ticks = set()
@@ -67,24 +74,23 @@ def plot(run_dirs, out_dir) -> list[Path]:
             st = style.series(i)
             x = np.array([100 * p[0] for p in pts])
             ticks |= set(x.tolist())
-            m = np.array([style.mean_band(p[1]) for p in pts])
+            m = np.array([bands.mean_interval(p[1]) for p in pts])
             ax.errorbar(x, m[:, 0], yerr=m[:, 1], **st, capsize=2, label=f"student; teacher text at temperature {temp:g}")
             if all(p[2] is not None for p in pts):
-                lm = np.array([style.mean_band(p[2]) for p in pts])
-                axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st, capsize=2, label=f"teacher text at temperature {temp:g}")
+                lm = np.array([bands.mean_interval(p[2]) for p in pts])
+                axl.errorbar(x, lm[:, 0], yerr=lm[:, 1], **st, capsize=2)
         if not axl.lines:
             axl.text(0.5, 0.5, "no train_loss record\n(world.record_train_loss=true)", ha="center", va="center", transform=axl.transAxes)
         for a in (ax, axl):
             a.set_xlabel("synthetic share of the training text (%)")
             a.set_xticks(sorted(ticks))
         ax.set_ylabel("real-test perplexity (per byte)")
-        ax.legend(frameon=False, loc="upper left")
         axl.set_ylabel("training loss (nats per byte)")
         axl.set_title("student's loss on its own training text", loc="left", fontsize=8)
         ax.set_title("student's perplexity on real test text", loc="left", fontsize=8)
-        axl.legend(frameon=False, loc="best")
-        S = runs[0][0]["test_ppl"].shape[0]
-        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; mean of {S} seeds, 95% intervals")
+        fig.legend(loc="outside lower center", ncols=3, frameon=False)
+        seeds = [p[1].size for pts in curves.values() for p in pts]
+        lm_runs.suptitle(fig, f"{lm_runs.world_label(runs[0][1])}; {bands.describe(seeds)}")
         paths = style.save(fig, out_dir, STEM)
     md = Path(out_dir) / f"{STEM}.md"
     md.write_text(f"# Synthetic share at a fixed token budget: {lm_runs.world_label(runs[0][1])}\n\n" + table(curves))

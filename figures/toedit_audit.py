@@ -18,17 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse_sim.figures import cli, style
+from collapse_sim.figures import bands, cli, style
 from collapse_sim.simulator import results
 
 STEM = "toedit_audit"
+SHOWS = ("regime.", "world.d", "world.T")  # figures/render.py: one panel per run, titled
+MAX_RUNS = 12
 SCHEDULES = ("bernoulli", "disjoint", "fixed", "full")
 
 # Fixed roles, so a line looks the same in every panel (style.SERIES differ in dash and marker).
 MC, EXACT, CLAIM, BOUND_2V, BOUND_GEO = (style.series(i) for i in range(5))
 
 
-def is_token_edit(meta: dict) -> bool:
+def applies(meta: dict) -> bool:
     c = meta["config"]
     return c["world"]["name"] == "regression" and c["regime"]["name"] == "token_edit"
 
@@ -41,11 +43,17 @@ def schedule_label(regime: dict) -> str:
         "fixed": f"k={regime['k']}",
         "full": "every row: replace",
     }[s]
-    if regime["base"] != "previous":
-        par += f", base={regime['base']}"
+    source = _source(regime)
+    if source != "previous":
+        par += f", edits {source} data"
     if regime.get("prior", "previous") != "previous":
         par += f", prior={regime['prior']}"
     return f"{s} ({par})"
+
+
+def _source(regime: dict) -> str:
+    """The data a round edits (``edit_source``; saved results before it was named: ``base``)."""
+    return regime.get("edit_source", regime.get("base", "previous"))
 
 
 def _unit(meta: dict) -> float:
@@ -60,17 +68,18 @@ def _panel(ax, rec: dict, meta: dict) -> None:
     v = _unit(meta)
     err = rec["test_error"] / v
     g = np.arange(err.shape[1])
-    m, half = style.mean_band(err)
-    ax.fill_between(g, m - half, m + half, color=MC["color"], alpha=0.2, linewidth=0)
-    ax.plot(g, m, **MC, linewidth=0.9, markevery=max(1, len(g) // 10), label="Monte Carlo (mean, 95% band)")
+    m, half = bands.mean_interval(err)
+    style.band(ax, g, m, half, MC["color"], alpha=0.2, label=f"Monte Carlo: {bands.describe(err.shape[0])} (shaded)")
+    ax.plot(g, m, **MC, linewidth=0.9, markevery=max(1, len(g) // 10), label="Monte Carlo mean")
     if "theory/prediction" in rec:
         p = rec["theory/prediction"] / v
         # On top of the Monte Carlo line, which it should hide where the two agree.
         ax.plot(g, p, color=EXACT["color"], linestyle=EXACT["linestyle"], linewidth=1.6, zorder=4,
                 label="exact (corrected recursion)")
-        if "theory/prediction_se" in rec:
-            s = 1.96 * rec["theory/prediction_se"] / v
-            ax.fill_between(g, p - s, p + s, color=EXACT["color"], alpha=0.25, linewidth=0)
+        designs = int(meta["config"]["run"].get("theory_designs", 0) or 0)
+        if "theory/prediction_se" in rec and designs >= 2:  # averaged over sampled designs
+            s = bands.se_interval(rec["theory/prediction_se"], designs) / v
+            style.band(ax, g, p, s, EXACT["color"], alpha=0.25)
     if "theory/paper_claim" in rec:
         ax.plot(
             g,
@@ -96,7 +105,7 @@ def _panel(ax, rec: dict, meta: dict) -> None:
 
 def _order(meta: dict):
     r = meta["config"]["regime"]
-    return (SCHEDULES.index(r["schedule"]), r["base"], r["k"], r["q"], r["eta"])
+    return (SCHEDULES.index(r["schedule"]), _source(r), r["k"], r["q"], r["eta"])
 
 
 def table(runs, gens=(1, 2, 5, 10, 20)) -> str:
@@ -128,7 +137,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
     import matplotlib.pyplot as plt
 
     runs = [results.load(d) for d in run_dirs]
-    runs = sorted((r for r in runs if is_token_edit(r[1])), key=lambda r: _order(r[1]))
+    runs = sorted((r for r in runs if applies(r[1])), key=lambda r: _order(r[1]))
     if not runs:
         return []
     numbers = Path(out_dir) / f"{STEM}.md"
@@ -137,16 +146,19 @@ def plot(run_dirs, out_dir) -> list[Path]:
     nrows = math.ceil(n / ncols)
     worlds = {tuple(sorted(m["config"]["world"].items())) for _, m in runs}
     with plt.rc_context(style.RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.5 * nrows + 0.6), squeeze=False)
+        fig, axes = style.subplots(nrows, ncols, figsize=(2.9 * ncols + 0.4, 2.5 * nrows + 1.4), squeeze=False, sharex=True)
         for ax, (rec, meta) in zip(axes.flat, runs):
             _panel(ax, rec, meta)
             if len(worlds) > 1:
                 w = meta["config"]["world"]
                 ax.set_title(ax.get_title() + f"  [d={w['d']}, T={w['T']}]")
-        for ax in axes[-1]:
-            ax.set_xlabel("generation g (edit rounds)")
-        for ax in axes[:, 0]:
+        for j in range(ncols):  # the lowest drawn panel of each column
+            low = axes[max(i for i in range(nrows) if i * ncols + j < n), j]
+            low.set_xlabel("generation g (edit rounds)")
+            low.xaxis.set_tick_params(labelbottom=True)
+        for ax in axes.flat[:n]:
             ax.set_ylabel(r"test error / $v$")
+            style.integer_generations(ax)
         handles, labels = {}, []
         for ax in axes.flat[:n]:
             for h, lab in zip(*ax.get_legend_handles_labels()):
@@ -157,14 +169,13 @@ def plot(run_dirs, out_dir) -> list[Path]:
         if spare:
             spare[0].legend(handles.values(), handles.keys(), frameon=False, loc="center left")
         else:
-            fig.legend(handles.values(), handles.keys(), frameon=False, loc="lower center",
-                       ncol=min(3, len(handles)), bbox_to_anchor=(0.5, -0.02 - 0.03 * math.ceil(len(handles) / 3)))
+            fig.legend(handles.values(), handles.keys(), frameon=False, loc="outside lower center", ncols=min(2, len(handles)))
         w, run = runs[0][1]["config"]["world"], runs[0][1]["config"]["run"]
         head = "ToEdit audit: token-edited linear regression"
         if len(worlds) == 1:
             head += f", d={w['d']}, T={w['T']}, σ={w['sigma']:g}, {w['spectrum']} Σ"
-        fig.suptitle(head + f"; {run['n_seeds']} seeds; units of $v=\\sigma^2 d/(T-d-1)$", fontsize=9)
-        fig.tight_layout()
+        seeds = [rec["test_error"].shape[0] for rec, _ in runs]
+        fig.suptitle(head + f";\n{bands.describe(seeds)}; units of $v=\\sigma^2 d/(T-d-1)$", fontsize=9)
         paths = style.save(fig, out_dir, STEM)
     numbers.write_text(table(runs))
     return paths + [numbers]

@@ -31,7 +31,8 @@ def save_run(path, regime: dict, seed: int = 0):
         },
         "theory": {"units": {"v": 1.0}},
     }
-    return results.save(path, records, meta)
+    results.save(path, records, meta)
+    return path
 
 
 def test_one_panel_per_schedule_and_the_numbers(tmp_path):

@@ -55,7 +55,8 @@ def save_run(path, world_cfg, regime: str, seed: int = 0):
         },
         "theory": theory,
     }
-    return results.save(path, records, meta)
+    results.save(path, records, meta)
+    return path
 
 
 CASES = [
