@@ -198,62 +198,67 @@ def markdown(report: dict) -> str:
 
 
 def plot_scaling(report: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """scaling.png / scaling.pdf: throughput against seeds, one panel per workload, in the
+    gallery's look (figures/style.py)."""
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
+    from collapse_sim.figures import style
 
     rows = report["closed_form"]
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     dims = sorted({r["d"] for r in rows})
     ncols = min(4, len(workloads) + 1)
     nrows = math.ceil((len(workloads) + 1) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False)
     methods = [("engine", "engine (JAX)", "-", "o"), ("batched_numpy", "batched numpy", "--", "s"), ("loop_numpy", "per-seed numpy loop", ":", "^")]
-    colors = {d: c for d, c in zip(dims, ["tab:blue", "tab:orange", "tab:green", "tab:red"])}
-    for ax, wl in zip(axes.flat, workloads):
-        for d in dims:
-            sel = sorted((r for r in rows if r["workload"] == wl and r["d"] == d), key=lambda r: r["seeds"])
-            if not sel:
-                continue
-            x = [r["seeds"] for r in sel]
-            for key, _, ls, mk in methods:
-                y = [r[key]["throughput"] for r in sel]
-                ax.plot(x, y, ls=ls, color=colors[d], lw=1.3)
-                for xi, yi, r in zip(x, y, sel):
-                    ax.plot([xi], [yi], mk, color=colors[d], ms=4, mfc="white" if r[key]["scaled"] else colors[d])
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        seeds = sorted({r["seeds"] for r in rows if r["workload"] == wl})
-        ax.set_xticks(seeds, [str(s) for s in seeds])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_title(wl, fontsize=9)
-        ax.set_xlabel("seeds", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3, which="both", lw=0.4)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("seeds × generations / s", fontsize=8)
-    legend_ax = axes.flat[len(workloads)]
-    for key, label, ls, mk in methods:
-        legend_ax.plot([], [], ls=ls, marker=mk, color="k", label=label)
-    for d in dims:
-        legend_ax.plot([], [], color=colors[d], lw=3, label=f"d = {d}")
-    legend_ax.plot([], [], "o", color="k", mfc="white", label="scaled from fewer seeds")
-    legend_ax.legend(loc="center", fontsize=8, frameon=False)
-    legend_ax.axis("off")
-    for ax in list(axes.flat)[len(workloads) + 1 :]:
-        ax.axis("off")
-    mach = report["machine"]
-    fig.suptitle(
-        f"collapse-sim throughput, {mach['cpu']} ({mach['cores']} cores, {mach['jax_backend']}), {mach['date'][:10]}, "
-        f"load average {mach['loadavg_start'][0]:.1f} at start (float64, G = {report['settings']['generations']})",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=150)
-    fig.savefig(out / "scaling.pdf", metadata={"CreationDate": None})  # byte-stable when re-rendered
-    plt.close(fig)
+    colors = {d: style.series(i + 1)["color"] for i, d in enumerate(dims)}
+    with plt.rc_context(style.RC):
+        fig, axes = style.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.6 * nrows + 0.4), squeeze=False)
+        labelled = set()
+
+        def once(key, text):
+            new = key not in labelled
+            labelled.add(key)
+            return text if new else None
+
+        for ax, wl in zip(axes.flat, workloads):
+            for d in dims:
+                sel = sorted((r for r in rows if r["workload"] == wl and r["d"] == d), key=lambda r: r["seeds"])
+                if not sel:
+                    continue
+                x = [r["seeds"] for r in sel]
+                for key, label, ls, mk in methods:
+                    y = [r[key]["throughput"] for r in sel]
+                    ax.plot(x, y, ls=ls, marker=mk, color=colors[d], label=once((key, d), f"{label}, d = {d}"))
+                    scaled = [(xi, yi) for xi, yi, r in zip(x, y, sel) if r[key]["scaled"]]
+                    if scaled:  # hollow: scaled linearly from fewer seeds
+                        ax.plot(*zip(*scaled), mk, color=colors[d], mfc="white", linestyle="none",
+                                label=once("scaled", "hollow: scaled from fewer seeds"))
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            seeds = sorted({r["seeds"] for r in rows if r["workload"] == wl})
+            ax.set_xticks(seeds, [str(s) for s in seeds])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_title(wl)
+            ax.set_xlabel("seeds")
+            ax.set_ylabel("seeds × generations / s")
+            ax.grid(alpha=0.3, which="both", lw=0.4)
+        legend_ax = axes.flat[len(workloads)]
+        handles = {}
+        for ax in axes.flat[: len(workloads)]:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        keys = sorted(handles, key=lambda k: k.startswith("hollow"))  # the marker note last
+        legend_ax.legend([handles[k] for k in keys], keys, loc="center", frameon=False)
+        legend_ax.axis("off")
+        for ax in list(axes.flat)[len(workloads) + 1 :]:
+            ax.axis("off")
+        mach = report["machine"]
+        fig.suptitle(
+            f"collapse-sim throughput, {mach['cpu']} ({mach['cores']} cores, {mach['jax_backend']}), {mach['date'][:10]}, "
+            f"load average {mach['loadavg_start'][0]:.1f} at start (float64, G = {report['settings']['generations']})"
+        )
+        style.save(fig, out, "scaling")
 
 
 def write_reports(report: dict, out: Path) -> None:

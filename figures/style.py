@@ -85,11 +85,14 @@ def subplots(*args, **kwargs):
     return plt.subplots(*args, layout="constrained", **kwargs)
 
 
+PNG_DPI = 200
+
+
 def save(fig, out_dir, stem: str) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.pdf", out / f"{stem}.png"]
-    for p in paths:
-        fig.savefig(p, dpi=200 if p.suffix == ".png" else None)
+    for p in paths:  # the PDF without its creation date: the same figure gives the same bytes
+        fig.savefig(p, dpi=PNG_DPI) if p.suffix == ".png" else fig.savefig(p, metadata={"CreationDate": None})
     plt.close(fig)
     return paths

@@ -226,3 +226,17 @@ def test_render_on_nothing_says_so_and_exits_2(make, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert (f"no such result path: {path}" if make == "missing" else f"no runs under {path}") in err
+
+
+def test_benchmark_scaling_plot_passes_the_review(tmp_path, monkeypatch):
+    """experiments/bench_report.py draws scaling.png in the gallery's look, from a saved report."""
+    import json
+    from pathlib import Path
+
+    from collapse_sim.experiments import bench_report
+
+    report = json.loads((Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "benchmark.json").read_text())
+    seen = capture(monkeypatch)
+    bench_report.plot_scaling(report, tmp_path)
+    assert seen["scaling"][0] == [], "\n".join(seen["scaling"][0])
+    assert {p.name for p in tmp_path.iterdir()} == {"scaling.png", "scaling.pdf"}
