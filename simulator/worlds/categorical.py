@@ -39,7 +39,7 @@ import numpy as np
 from jax.scipy.special import xlogy
 
 from collapse_sim.simulator.world import World
-from collapse_sim.simulator.worlds import sample_sizes
+from collapse_sim.simulator.worlds import checks, sample_sizes
 
 DISTS = ("uniform", "zipf", "given")
 
@@ -114,6 +114,7 @@ def make_world(cfg: CategoricalConfig) -> World:
     validate(cfg)
     V, alpha = cfg.V, cfg.smoothing
     dtype = jnp.result_type(float)
+    checks.representable("smoothing", alpha, dtype, power=1, factor=V, what="the smoothed total n + smoothing · V")
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     p_star = jnp.asarray(true_distribution(cfg), dtype)

@@ -44,10 +44,12 @@ from jax.scipy.special import ndtr
 
 from collapse_sim.simulator import linalg
 from collapse_sim.simulator.world import World
-from collapse_sim.simulator.worlds import sample_sizes
+from collapse_sim.simulator.worlds import checks, sample_sizes
 
 ESTIMATORS = ("unbiased", "mle")
 SPECTRA = ("isotropic", "power_law")
+SPECTRUM_COND_MAX = 1e8  # largest allowed condition number of Σ*, d^power
+COND_TOL = 1e-2  # largest d^power · eps a precision is asked to resolve
 
 
 @dataclasses.dataclass
@@ -86,12 +88,37 @@ def validate(cfg: GaussianConfig) -> None:
         else f"a {cfg.d}-dimensional covariance needs d+1 points to be invertible"
     )
     sample_sizes.validate(cfg.M, cfg.M_schedule, need, why)
-    if not (cfg.sigma > 0 and math.isfinite(cfg.sigma)):
-        raise ValueError(f"world.sigma={cfg.sigma!r} must be a finite number > 0")
-    if not (cfg.power >= 0 and math.isfinite(cfg.power)):
-        raise ValueError(f"world.power={cfg.power!r} must be a finite number >= 0")
-    if not (cfg.tail_k > 0 and math.isfinite(cfg.tail_k)):
-        raise ValueError(f"world.tail_k={cfg.tail_k!r} must be a finite number > 0")
+    checks.number("sigma", cfg.sigma, low=0, low_open=True)
+    checks.number("power", cfg.power, low=0)
+    checks.number("tail_k", cfg.tail_k, low=0, low_open=True)
+    if cfg.spectrum == "power_law" and cfg.d > 1 and cfg.power > max_power(cfg.d, SPECTRUM_COND_MAX):
+        raise ValueError(
+            f"world.power={cfg.power!r} with world.d={cfg.d}: the power-law spectrum's eigenvalues would span "
+            f"d^power (more than {SPECTRUM_COND_MAX:.0e}); allowed: 0 <= world.power <= "
+            f"log({SPECTRUM_COND_MAX:.0e}) / log(d) = {max_power(cfg.d, SPECTRUM_COND_MAX):.4g} at d={cfg.d}"
+        )
+
+
+def max_power(d: int, cond: float) -> float:
+    """Largest power whose spectrum has condition number d^power <= cond."""
+    return math.inf if d <= 1 else math.log(cond) / math.log(d)
+
+
+def check_precision(cfg: GaussianConfig, dtype) -> None:
+    """The run's precision must hold σ² (and the data's squares) and resolve Σ*'s smallest
+    eigenvalue next to its largest: d^power · eps <= COND_TOL, since the fitted covariance's
+    eigenvalues (logdet_change, w2sq) are only that accurate."""
+    checks.representable("sigma", cfg.sigma, dtype, small=True, factor=cfg.d,
+                         what="squares of size d · sigma²")
+    eps = float(np.finfo(dtype).eps)
+    if cfg.spectrum == "power_law" and cfg.d > 1 and cfg.power > max_power(cfg.d, COND_TOL / eps):
+        name = np.dtype(dtype).name
+        raise ValueError(
+            f"world.power={cfg.power!r} with world.d={cfg.d} in {name}: Σ*'s eigenvalues span d^power = "
+            f"{float(cfg.d) ** cfg.power:.3g}, more than run.precision={name} resolves ({COND_TOL / eps:.3g}); "
+            f"allowed: world.power <= {max_power(cfg.d, COND_TOL / eps):.4g} in {name} at d={cfg.d}, "
+            f"or run.precision=float64"
+        )
 
 
 def true_covariance_diag(cfg: GaussianConfig) -> np.ndarray:
@@ -123,6 +150,7 @@ def make_world(cfg: GaussianConfig) -> World:
     validate(cfg)
     d = cfg.d
     dtype = jnp.result_type(float)
+    check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     unbiased = cfg.estimator == "unbiased"

@@ -57,7 +57,7 @@ from jax.scipy.special import logsumexp
 
 from collapse_sim.simulator import linalg
 from collapse_sim.simulator.world import World
-from collapse_sim.simulator.worlds import sample_sizes
+from collapse_sim.simulator.worlds import checks, sample_sizes
 
 EMPTY_MASS = 1e-8  # a component with responsibility mass <= EMPTY_MASS * n is empty
 
@@ -109,6 +109,14 @@ def validate(cfg: GMMConfig) -> None:
     _whole("kmeans_iters", cfg.kmeans_iters, 0, "iterations")
     _whole("tail_points", cfg.tail_points, 1, "points")
     sample_sizes.validate(cfg.M, cfg.M_schedule, 2, "a covariance needs 2 points")
+    fewest = int(sample_sizes.schedule(cfg.M, cfg.M_schedule).min())
+    if cfg.K > fewest:
+        where = "world.M" if cfg.M_schedule is None else "the smallest entry of world.M_schedule"
+        raise ValueError(
+            f"world.K={cfg.K} components with {where}={fewest} samples: EM needs at least one sample per "
+            f"component; allowed: K <= {fewest} (K·(d+1) = {cfg.K * (cfg.d + 1)} samples give every component "
+            f"a full-rank covariance; with fewer the world floors singular components and counts them in em_singular)"
+        )
     for name in ("spread", "reg", "mode_radius", "tail_k"):
         _positive(name, getattr(cfg, name))
     if not (cfg.separation >= 0 and math.isfinite(cfg.separation)):
@@ -123,6 +131,15 @@ def validate(cfg: GMMConfig) -> None:
             )
         if np.any(~np.isfinite(w)) or np.any(w <= 0) or abs(w.sum() - 1) > 1e-6:
             raise ValueError(f"world.true_weights={list(cfg.true_weights)!r} must be positive and sum to 1")
+
+
+def check_precision(cfg: GMMConfig, dtype) -> None:
+    """The run's precision must hold the squared distances and variances the world forms."""
+    checks.representable("spread", cfg.spread, dtype, small=True, what="variances spread²")
+    checks.representable("separation", cfg.separation, dtype, factor=4.0, what="squared distances (2·separation)²")
+    checks.representable("reg", cfg.reg, dtype, power=1, small=True, what="the covariance floor reg")
+    checks.representable("mode_radius", cfg.mode_radius, dtype, what="mode_radius²")
+    checks.representable("tail_k", cfg.tail_k, dtype, factor=cfg.spread**2, what="(tail_k · spread)²")
 
 
 def true_mixture(cfg: GMMConfig):
@@ -275,6 +292,7 @@ def make_world(cfg: GMMConfig) -> World:
     validate(cfg)
     d, K = cfg.d, cfg.K
     dtype = jnp.result_type(float)
+    check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     w_star, mu_star, spread = true_mixture(cfg)

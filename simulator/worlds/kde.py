@@ -47,7 +47,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from collapse_sim.simulator.world import World
-from collapse_sim.simulator.worlds import sample_sizes
+from collapse_sim.simulator.worlds import checks, sample_sizes
 from collapse_sim.simulator.worlds.gmm import true_mixture
 
 
@@ -85,6 +85,13 @@ def validate(cfg: KDEConfig) -> None:
     sample_sizes.validate(cfg.M, cfg.M_schedule, 2, "a sample variance needs 2 points")
 
 
+def check_precision(cfg: KDEConfig, dtype) -> None:
+    """The run's precision must hold the kernel's h² and the data's squared distances."""
+    checks.representable("h", cfg.h, dtype, small=True, what="the kernel variance h²")
+    checks.representable("spread", cfg.spread, dtype, small=True, what="variances spread²")
+    checks.representable("separation", cfg.separation, dtype, factor=4.0, what="squared distances (2·separation)²")
+
+
 def true_moments(cfg: KDEConfig) -> tuple[np.ndarray, float]:
     """(mean (D,), trace of the covariance) of the true mixture."""
     w, mu, sd = true_mixture(cfg)
@@ -103,6 +110,7 @@ def make_world(cfg: KDEConfig) -> World:
     validate(cfg)
     d, h = cfg.d, cfg.h
     dtype = jnp.result_type(float)
+    check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     w_star, mu_star, sd = true_mixture(cfg)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from collapse_sim.simulator.lm import ngram
+from collapse_sim.simulator.worlds import checks
 from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 
@@ -30,6 +31,7 @@ class Config(TextConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        checks.number("alpha", self.alpha, low=0, low_open=True)
         model_config(self)
 
 

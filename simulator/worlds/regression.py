@@ -8,9 +8,24 @@ default, as in Gerstgrasser et al. and ToEdit §4.2) the same design X is reused
 in every generation and synthetic labels are X ŵ_{n-1} + fresh noise; with
 ``design="fresh"`` every training set draws new features.
 
-Fit: weighted ridge, ŵ = (XᵀWX + λ n I)⁺ XᵀW y with n = Σ weights (λ = 0 is
-OLS; a rank-deficient Gram matrix gives the minimum-norm solution).  Test error
-is exact, E_test(ŵ) = (ŵ − w*)ᵀ Σ (ŵ − w*), the excess risk of all three papers.
+Fit: weighted ridge, ŵ = (XᵀWX + λ n I)⁻¹ XᵀW y with n = Σ weights (λ = 0 is
+OLS).  Test error is exact, E_test(ŵ) = (ŵ − w*)ᵀ Σ (ŵ − w*), the excess risk of
+all three papers.
+
+Numerics.  Σ is known and diagonal, so the fit works in the whitened basis
+x̃ = x Σ^{-1/2}, where the Gram matrix G̃ = X̃ᵀWX̃ of Gaussian rows is as well
+conditioned as an isotropic one whatever the spectrum: ŵ = Σ^{-1/2} w̃ with
+w̃ = (G̃ + λ n Σ^{-1})⁻¹ X̃ᵀW y, the same minimiser, and with the same penalty
+λ n ||w||², as in the original basis (for a power-law spectrum and λ > 0 the
+matrix is scaled by its diagonal before it is decomposed).  Isotropic runs
+compute exactly what they did in the original basis.  ``gram_min_eig`` is the
+smallest eigenvalue of G̃ / n, ``gram_cond`` the condition number of the matrix
+the fit decomposes; once that exceeds ``COND_TOL`` / eps of the precision (where
+ŵ could be off by more than about 1%) ``gram_cond`` is NaN, which stops the run
+naming it.  A T and d whose Gram matrix is expected to be that ill-conditioned
+(Marchenko–Pastur edges, ((√T + √d)/(√T − √d))²) are refused at start, and the
+power law is limited to a condition number of Σ, d^power, of at most
+``SPECTRUM_COND_MAX``.
 """
 
 from __future__ import annotations
@@ -25,9 +40,12 @@ import numpy as np
 
 from collapse_sim.simulator import linalg
 from collapse_sim.simulator.world import World
+from collapse_sim.simulator.worlds import checks
 
 DESIGNS = ("fixed", "fresh")
 SPECTRA = ("isotropic", "power_law")
+SPECTRUM_COND_MAX = 1e8  # largest allowed condition number of Σ, d^power
+COND_TOL = 1e-2  # a fit whose Gram condition number times eps exceeds this stops the run
 
 
 @dataclasses.dataclass
@@ -57,10 +75,15 @@ def validate(cfg: RegressionConfig) -> None:
         raise ValueError(f"world.design={cfg.design!r} is not known; allowed: {', '.join(DESIGNS)}")
     if cfg.spectrum not in SPECTRA:
         raise ValueError(f"world.spectrum={cfg.spectrum!r} is not known; allowed: {', '.join(SPECTRA)}")
-    if not (cfg.sigma >= 0 and math.isfinite(cfg.sigma)):
-        raise ValueError(f"world.sigma={cfg.sigma!r} must be a finite number >= 0")
-    if not (cfg.ridge >= 0 and math.isfinite(cfg.ridge)):
-        raise ValueError(f"world.ridge={cfg.ridge!r} must be a finite number >= 0")
+    checks.number("sigma", cfg.sigma, low=0)
+    checks.number("ridge", cfg.ridge, low=0)
+    checks.number("power", cfg.power, low=0)
+    if cfg.spectrum == "power_law" and cfg.d > 1 and cfg.power > max_power(cfg.d):
+        raise ValueError(
+            f"world.power={cfg.power!r} with world.d={cfg.d}: the power-law spectrum's eigenvalues would span "
+            f"d^power = {cfg.d:.0f}^{cfg.power:g} (more than {SPECTRUM_COND_MAX:.0e}); allowed: "
+            f"0 <= world.power <= log({SPECTRUM_COND_MAX:.0e}) / log(d) = {max_power(cfg.d):.4g} at d={cfg.d}"
+        )
     if cfg.ridge == 0 and cfg.T <= cfg.d + 1:
         raise ValueError(
             f"world.T={cfg.T} with world.d={cfg.d}: ordinary least squares needs T >= d+2 "
@@ -72,6 +95,37 @@ def validate(cfg: RegressionConfig) -> None:
             f"world.T={cfg.T} <= d+3={cfg.d + 3}: the OLS test error has a finite mean but an "
             "infinite variance, so Monte Carlo confidence intervals are not valid here",
             stacklevel=3,
+        )
+
+
+def max_power(d: int) -> float:
+    """Largest power whose spectrum has condition number d^power <= SPECTRUM_COND_MAX."""
+    return math.inf if d <= 1 else math.log(SPECTRUM_COND_MAX) / math.log(d)
+
+
+def expected_gram_cond(d: int, T: int) -> float:
+    """Condition number of the Gram matrix of T standard Gaussian rows in d dimensions at the
+    Marchenko–Pastur edges, ((√T + √d)/(√T − √d))² (the whitened Gram matrix of one training set)."""
+    return math.inf if T <= d else ((math.sqrt(T) + math.sqrt(d)) / (math.sqrt(T) - math.sqrt(d))) ** 2
+
+
+def check_precision(cfg: RegressionConfig, dtype) -> None:
+    """What the run's precision must hold: the errors (σ² times the spread of Σ, which
+    param_error divides by), the penalty λ n / λ_min, and a solvable Gram matrix."""
+    lam = spectrum(cfg)
+    kappa = float(lam.max() / lam.min())
+    checks.representable("sigma", cfg.sigma, dtype, factor=kappa, what="errors of size sigma² · d^power")
+    checks.representable("sigma", cfg.sigma, dtype, small=True, what="errors of size sigma²")
+    checks.representable("ridge", cfg.ridge, dtype, power=1, factor=kappa * cfg.T,
+                         what="the penalty ridge · T · d^power")
+    eps = float(np.finfo(dtype).eps)
+    cond = expected_gram_cond(cfg.d, cfg.T)
+    if cfg.ridge == 0 and cond * eps > COND_TOL:
+        raise ValueError(
+            f"world.T={cfg.T} with world.d={cfg.d} in {np.dtype(dtype).name}: the Gram matrix of T rows has a "
+            f"condition number of about {cond:.3g}, beyond the {COND_TOL / eps:.3g} that "
+            f"run.precision={np.dtype(dtype).name} solves to 1%; use run.precision=float64, more rows "
+            f"(world.T) or world.ridge > 0"
         )
 
 
@@ -88,7 +142,11 @@ def make_world(cfg: RegressionConfig) -> World:
     d, T, sigma, ridge = cfg.d, cfg.T, cfg.sigma, cfg.ridge
     fixed = cfg.design == "fixed"
     dtype = jnp.result_type(float)
+    check_precision(cfg, dtype)
     lam = jnp.asarray(spectrum(cfg), dtype)
+    isotropic = cfg.spectrum == "isotropic"
+    inv_root = 1.0 / jnp.sqrt(lam)  # Σ^{-1/2}; exactly 1 when isotropic
+    max_cond = COND_TOL / jnp.finfo(dtype).eps
 
     def features(key):
         return jax.random.normal(key, (T, d), dtype) * jnp.sqrt(lam)
@@ -126,18 +184,34 @@ def make_world(cfg: RegressionConfig) -> World:
         return out, {"edited_share": share}
 
     def fit(key, rows, base):
+        """Ridge (OLS at λ = 0) in the whitened basis x̃ = x Σ^{-1/2} (module docstring)."""
         w = rows["weight"]
-        x, y = rows["x"], rows["y"]
+        x, y = rows["x"] * inv_root, rows["y"]
         n = jnp.sum(w)
         gram = x.T @ (w[:, None] * x)
-        evals, evecs = linalg.eigh(gram)
-        if ridge > 0:
-            inv = 1.0 / (evals + ridge * n)
+        rhs = x.T @ (w * y)
+        if ridge > 0 and not isotropic:
+            # penalty λ n ||w||² = λ n w̃ᵀ Σ^{-1} w̃; the diagonal scaling s keeps the matrix
+            # decomposed well conditioned when Σ^{-1} spans many orders of magnitude
+            a = gram + jnp.diag(ridge * n / lam)
+            s = 1.0 / jnp.sqrt(jnp.diagonal(a))
+            evals, evecs = linalg.eigh(a * s[:, None] * s[None, :])
+            w_tilde = s * (evecs @ ((evecs.T @ (s * rhs)) / evals))
+            cond = evals[-1] / evals[0]
+            min_eig = linalg.eigvalsh(gram)[0]
         else:
-            cutoff = jnp.max(evals) * d * jnp.finfo(dtype).eps
-            inv = jnp.where(evals > cutoff, 1.0 / jnp.where(evals > cutoff, evals, 1.0), 0.0)
-        w_hat = evecs @ (inv * (evecs.T @ (x.T @ (w * y))))
-        return {"w": w_hat, "gram_min_eig": evals[0] / n}
+            evals, evecs = linalg.eigh(gram)
+            if ridge > 0:
+                inv = 1.0 / (evals + ridge * n)
+                cond = (evals[-1] + ridge * n) / (evals[0] + ridge * n)
+            else:
+                cutoff = jnp.max(evals) * d * jnp.finfo(dtype).eps
+                inv = jnp.where(evals > cutoff, 1.0 / jnp.where(evals > cutoff, evals, 1.0), 0.0)
+                cond = jnp.where(evals[0] > 0, evals[-1] / jnp.where(evals[0] > 0, evals[0], 1.0), jnp.inf)
+            w_tilde = evecs @ (inv * (evecs.T @ rhs))
+            min_eig = evals[0]
+        gram_cond = jnp.where(cond <= max_cond, cond, jnp.nan)  # NaN stops the run, naming gram_cond
+        return {"w": w_tilde * inv_root, "gram_min_eig": min_eig / n, "gram_cond": gram_cond}
 
     def evaluate(truth, params):
         e = params["w"] - truth["w_star"]
@@ -145,6 +219,7 @@ def make_world(cfg: RegressionConfig) -> World:
             "test_error": jnp.sum(lam * e * e),
             "param_error": jnp.sum(e * e),
             "gram_min_eig": params["gram_min_eig"],
+            "gram_cond": params["gram_cond"],
         }
 
     return World("regression", T, init, real, fit, sample, evaluate, edit)

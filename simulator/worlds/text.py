@@ -45,6 +45,7 @@ import numpy as np
 
 from collapse_sim.simulator.world import World
 
+TEMPERATURE_RANGE = (1e-3, 1e3)  # allowed sampling and edit temperatures
 N_PROB_BINS = 10  # ToEdit Table 6: the prior's token probabilities in ten bins of width 0.1
 EDIT_CHUNK_TOKENS = 1024  # positions the edit scores at once per seed (see make_text_world)
 EDIT_BATCH_POSITIONS = 256  # selected positions whose distributions are looked up at once per seed
@@ -132,8 +133,17 @@ def text_fields_valid(cfg) -> None:
             bad(field, v, f"need a whole number >= {least}")
     if not (cfg.synthetic_ratio > 0 and math.isfinite(cfg.synthetic_ratio)):
         bad("synthetic_ratio", cfg.synthetic_ratio, "need a number > 0")
-    if not cfg.temperature > 0:
-        bad("temperature", cfg.temperature, "need a number > 0")
+    for field in ("temperature", "edit_temperature"):
+        v = getattr(cfg, field)
+        if not (isinstance(v, (int, float)) and TEMPERATURE_RANGE[0] <= v <= TEMPERATURE_RANGE[1]):
+            bad(field, v, f"need a finite number in [{TEMPERATURE_RANGE[0]:g}, {TEMPERATURE_RANGE[1]:g}] "
+                          "(beyond them a draw is argmax or uniform, and log-probabilities over it overflow float32)")
+    rows = max(cfg.train_blocks, round(cfg.synthetic_ratio * cfg.train_blocks))
+    if not (isinstance(cfg.reservoir_blocks, int) and cfg.reservoir_blocks >= rows):
+        bad("reservoir_blocks", cfg.reservoir_blocks,
+            f"need a whole number of blocks >= the {rows} rows of a training set (max(train_blocks, "
+            "synthetic_ratio · train_blocks)): the real set is its first train_blocks, fresh real data draws a "
+            "whole training set from it")
     if not (isinstance(cfg.top_k, int) and 0 <= cfg.top_k <= 256):
         bad("top_k", cfg.top_k, "need 0 (off) or a number of tokens in [1, vocabulary size]")
     if not (isinstance(cfg.prompt_len, int) and 0 <= cfg.prompt_len < cfg.block_len):
@@ -142,8 +152,6 @@ def text_fields_valid(cfg) -> None:
         bad("edit_threshold", cfg.edit_threshold, "need a probability p in [0, 1]")
     if not (isinstance(cfg.edit_top_k, int) and 1 <= cfg.edit_top_k <= 256):
         bad("edit_top_k", cfg.edit_top_k, "need a whole number in [1, vocabulary size 256]")
-    if not cfg.edit_temperature > 0:
-        bad("edit_temperature", cfg.edit_temperature, "need a number > 0")
     if not isinstance(cfg.record_train_loss, bool):
         bad("record_train_loss", cfg.record_train_loss, "need true or false")
     if not 0.0 <= cfg.edit_drop_below <= cfg.edit_threshold:
@@ -288,6 +296,13 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
     M = max(1, round(cfg.synthetic_ratio * N))
     rows = max(N, M)
     W = cfg.block_len
+    if data.reservoir.shape[0] < rows:
+        raise ValueError(
+            f"world.synthetic_ratio={cfg.synthetic_ratio} makes training sets of {rows} blocks but the training "
+            f"split of {cfg.corpus or 'the shipped corpus'} has only {data.reservoir.shape[0]} blocks of {W} "
+            f"tokens (fresh real data draws a whole training set from them); lower world.synthetic_ratio or "
+            f"world.train_blocks"
+        )
     reservoir = jnp.asarray(data.reservoir, jnp.int32)
     test = jnp.asarray(data.test, jnp.int32)
     real_tokens = jnp.asarray(np.resize(data.reservoir[:N], (rows, W)), jnp.int32)

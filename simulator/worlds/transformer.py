@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from collapse_sim.simulator.lm import transformer as tf
 from collapse_sim.simulator.lm.sample import make_sampler
 from collapse_sim.simulator.lm.train import TrainConfig, make_loss, make_train
+from collapse_sim.simulator.worlds import checks
 from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
 INITS = ("scratch", "continue")
@@ -52,6 +53,9 @@ class Config(TextConfig):
             raise ValueError(f"world.init={self.init!r} is not known; allowed: {', '.join(INITS)}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"world.top_p={self.top_p!r} must lie in (0, 1] (1 = off)")
+        checks.number("lr", self.lr, low=0, low_open=True)
+        checks.number("weight_decay", self.weight_decay, low=0)
+        checks.number("clip", self.clip, low=0, low_open=True, inf_ok=True, why="inf = no clipping")
         model_config(self)
         train_config(self)
 
