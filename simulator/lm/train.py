@@ -40,6 +40,8 @@ __all__ = [
     "draw_rows",
     "make_loss",
     "make_train",
+    "draw_windows",
+    "make_chunk_train",
 ]
 
 
@@ -203,8 +205,8 @@ def make_train(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Callable
     once per argument shapes.  ``params=None`` and given params are two
     traces (different pytrees).
     """
-    loss_fn = make_loss(model_cfg).loss
     tx = optimizer(train_cfg)
+    step = _make_step(model_cfg, train_cfg, tx)
 
     def train(key, params, blocks, block_weights):
         blocks_NxW = jnp.asarray(blocks, jnp.int32)
@@ -214,18 +216,68 @@ def make_train(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> Callable
             params = init_params(init_key, model_cfg)
         opt_state = tx.init(params)
 
-        def step(carry, t):
-            params, opt_state = carry
-            batch_key, dropout_key = jax.random.split(jax.random.fold_in(run_key, t))
-            batch_BxW = blocks_NxW[draw_rows(batch_key, weights_N, train_cfg.batch_size)]
-            loss, grads = jax.value_and_grad(loss_fn)(params, batch_BxW, dropout_key)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, opt_state), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        def draw(batch_key):
+            return blocks_NxW[draw_rows(batch_key, weights_N, train_cfg.batch_size)]
 
         (params, _), metrics = jax.lax.scan(
-            step, (params, opt_state), jnp.arange(train_cfg.steps)
+            lambda carry, t: step(carry, t, run_key, draw), (params, opt_state), jnp.arange(train_cfg.steps)
         )
         return params, metrics
 
     return train
+
+
+def _make_step(model_cfg: TransformerConfig, train_cfg: TrainConfig, tx) -> Callable:
+    """One optimiser step ``(params, opt_state), t, run_key, draw -> carry, metrics``:
+    step t uses ``fold_in(run_key, t)``, split into a batch key (``draw(key) ->
+    (B, W)`` rows) and a dropout key."""
+    loss_fn = make_loss(model_cfg).loss
+
+    def step(carry, t, run_key, draw):
+        params, opt_state = carry
+        batch_key, dropout_key = jax.random.split(jax.random.fold_in(run_key, t))
+        loss, grads = jax.value_and_grad(loss_fn)(params, draw(batch_key), dropout_key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return (params, opt_state), {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    return step
+
+
+def draw_windows(key, stream_T, batch_size: int, width: int):
+    """``batch_size`` windows of ``width`` consecutive tokens of ``stream_T``, each
+    starting at an offset drawn uniformly from 0..T-width (with replacement)."""
+    off_B = jax.random.randint(key, (batch_size,), 0, stream_T.shape[0] - width + 1)
+    return jax.vmap(lambda o: jax.lax.dynamic_slice_in_dim(stream_T, o, width))(off_B)
+
+
+def make_chunk_train(model_cfg: TransformerConfig, train_cfg: TrainConfig, n_steps: int) -> Callable:
+    """Return ``chunk(run_key, params, opt_state, stream_T, t0) -> (params,
+    opt_state, metrics)``: steps t0 .. t0+n_steps-1 (``n_steps`` static) of a run
+    of ``train_cfg.steps`` steps on windows of ``context + 1`` tokens drawn from
+    one token stream (:func:`draw_windows`).
+
+    Step t is the step of :func:`make_train` (key ``fold_in(run_key, t)``, the
+    same optimiser and schedule, whose position is the step count kept in
+    ``opt_state``), so a run cut into chunks, or stopped after any chunk and
+    resumed from the saved (params, opt_state), performs exactly the same
+    updates.  ``opt_state`` of step 0 is ``optimizer(train_cfg).init(params)``.
+    Jitted; ``metrics`` as in :func:`make_train`, (n_steps,) each.
+    """
+    tx = optimizer(train_cfg)
+    step = _make_step(model_cfg, train_cfg, tx)
+    width = model_cfg.context + 1
+
+    @jax.jit
+    def chunk(run_key, params, opt_state, stream_T, t0):
+        stream_T = jnp.asarray(stream_T, jnp.int32)
+
+        def draw(batch_key):
+            return draw_windows(batch_key, stream_T, train_cfg.batch_size, width)
+
+        (params, opt_state), metrics = jax.lax.scan(
+            lambda carry, t: step(carry, t, run_key, draw), (params, opt_state), t0 + jnp.arange(n_steps)
+        )
+        return params, opt_state, metrics
+
+    return chunk

@@ -3,13 +3,27 @@ simulator/lm/transformer.py) trained with optax AdamW on text sampled from the
 previous generation's model.
 
 Each generation trains from scratch (``init=scratch``, ToEdit's pretraining
-setting) or continues from the generation-0 model (``init=continue``,
-Shumailov et al.'s fine-tuning setting).  Sampling uses a key-value cache.
+setting), continues from the generation-0 model (``init=continue``), or
+fine-tunes a pretrained base model (``init=pretrained``, Shumailov et al.
+2024's protocol: every generation, generation 0 included, starts from the same
+base, ``world.base`` = a checkpoint of simulator/lm/pretrain.py, default the
+shipped simulator/lm/pretrained/shakespeare_base.npz).  With ``pretrained``
+the architecture (n_layers, d_model, n_heads; context = block_len - 1) is the
+checkpoint's: leave those fields unset, or a value that differs from the
+checkpoint is an error naming the field; ``finetune_steps``, ``finetune_lr``
+and ``finetune_warmup`` replace steps, lr and warmup.  The world's truth is
+``{"base": {"lm": base params}}`` (``{}`` otherwise), the same layout as a
+fitted model, so a regime can use the base model as a prior.  Sampling uses a
+key-value cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -20,24 +34,28 @@ from collapse_sim.simulator.lm.train import TrainConfig, make_loss, make_train
 from collapse_sim.simulator.worlds import checks
 from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
 
-INITS = ("scratch", "continue")
+INITS = ("scratch", "continue", "pretrained")
+SCRATCH_ARCH = {"n_layers": 2, "d_model": 64, "n_heads": 4}  # the model when n_layers etc. are unset
 
 
 @dataclasses.dataclass
 class Config(TextConfig):
     """The text fields (simulator/worlds/text.py, TextConfig; block_len = context
     + 1) with smaller blocks and more of them, and top_p (1 = off) for sampling.
-    Model: n_layers, d_model, n_heads, dropout.  Training: steps, batch_size, lr,
-    warmup, weight_decay, clip; init = scratch | continue (from generation 0)."""
+    Model: n_layers, d_model, n_heads (unset = 2, 64, 4; with init=pretrained, the
+    base's), dropout.  Training: steps, batch_size, lr, warmup, weight_decay, clip;
+    init = scratch | continue (from generation 0) | pretrained (fine-tune the base
+    model ``base``, a checkpoint path, unset = the shipped one, every generation for
+    finetune_steps steps, peak lr finetune_lr after finetune_warmup steps)."""
 
     name: str = "transformer"
     block_len: int = 65
     train_blocks: int = 1024
     reservoir_blocks: int = 8192
     top_p: float = 1.0
-    n_layers: int = 2
-    d_model: int = 64
-    n_heads: int = 4
+    n_layers: Optional[int] = None
+    d_model: Optional[int] = None
+    n_heads: Optional[int] = None
     dropout: float = 0.0
     steps: int = 300
     batch_size: int = 32
@@ -46,6 +64,10 @@ class Config(TextConfig):
     weight_decay: float = 0.1
     clip: float = 1.0
     init: str = "scratch"
+    base: Optional[str] = None
+    finetune_steps: int = 150
+    finetune_lr: float = 5e-4
+    finetune_warmup: int = 10
 
     def __post_init__(self):
         super().__post_init__()
@@ -56,7 +78,17 @@ class Config(TextConfig):
         checks.number("lr", self.lr, low=0, low_open=True)
         checks.number("weight_decay", self.weight_decay, low=0)
         checks.number("clip", self.clip, low=0, low_open=True, inf_ok=True, why="inf = no clipping")
-        model_config(self)
+        if self.base is not None and self.init != "pretrained":
+            raise ValueError(f"world.base={self.base!r} is used only with world.init=pretrained, not {self.init!r}")
+        if not (isinstance(self.finetune_steps, int) and self.finetune_steps >= 0):
+            raise ValueError(f"world.finetune_steps={self.finetune_steps!r} must be a whole number >= 0 (0 = the base as it is)")
+        checks.number("finetune_lr", self.finetune_lr, low=0, low_open=True)
+        checks.whole("finetune_warmup", self.finetune_warmup, 0, "steps")
+        # Unset architecture fields become the model's (2, 64, 4, or the base's), so
+        # a config records the model it ran.
+        mc = model_config(self)
+        for f in SCRATCH_ARCH:
+            setattr(self, f, getattr(mc, f))
         train_config(self)
 
 
@@ -67,22 +99,65 @@ def _as_world_error(fn, cfg):
         raise ValueError(f"world: {e}".replace("TransformerConfig.", "world.").replace("TrainConfig.", "world.")) from None
 
 
+def base_model(cfg: Config):
+    """(TransformerConfig, params) of ``world.base`` (simulator/lm/checkpoint_io.py:
+    load_base), checked against the world's explicit fields; CheckpointError
+    naming the path and the first field that differs."""
+    from collapse_sim.simulator.lm import checkpoint_io
+
+    path = None if cfg.base is None else str(Path(cfg.base).expanduser())
+    mc, params = _load_base_cached(path, *_stamp(path))
+    wanted = {
+        "the byte vocabulary": ("vocab_size", 256),
+        f"world.block_len={cfg.block_len} (context = block_len - 1)": ("context", cfg.block_len - 1),
+        **{f"world.{f}={getattr(cfg, f)}": (f, getattr(cfg, f)) for f in SCRATCH_ARCH},
+    }
+    checkpoint_io.check_matches(path or checkpoint_io.BASE_FILE, mc, wanted)
+    return dataclasses.replace(mc, dropout=cfg.dropout), params
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path if path is not None else _shipped())
+        return st.st_mtime_ns, st.st_size
+    except OSError:
+        return None, None
+
+
+def _shipped():
+    from collapse_sim.simulator.lm.checkpoint_io import BASE_FILE
+    return BASE_FILE
+
+
+@functools.lru_cache(maxsize=4)
+def _load_base_cached(path, mtime, size):
+    from collapse_sim.simulator.lm.checkpoint_io import load_base
+    return load_base(path)
+
+
 def model_config(cfg: Config) -> tf.TransformerConfig:
+    if cfg.init == "pretrained":
+        try:
+            dropout = tf.TransformerConfig(dropout=cfg.dropout).dropout
+        except ValueError as e:
+            raise ValueError(f"world: {e}".replace("TransformerConfig.", "world.")) from None
+        return dataclasses.replace(base_model(cfg)[0], dropout=dropout)
+    arch = {f: SCRATCH_ARCH[f] if getattr(cfg, f) is None else getattr(cfg, f) for f in SCRATCH_ARCH}
     return _as_world_error(
-        lambda c: tf.TransformerConfig(
-            vocab_size=256, n_layers=c.n_layers, d_model=c.d_model, n_heads=c.n_heads,
-            context=c.block_len - 1, dropout=c.dropout,
-        ),
+        lambda c: tf.TransformerConfig(vocab_size=256, context=c.block_len - 1, dropout=c.dropout, **arch),
         cfg,
     )
 
 
 def train_config(cfg: Config) -> TrainConfig:
+    """The training of a generation: steps, lr, warmup (init=pretrained:
+    finetune_steps, finetune_lr, finetune_warmup; 0 steps is a valid placeholder,
+    the base is then used as it is)."""
+    ft = cfg.init == "pretrained"
+    fields = {"steps": max(cfg.finetune_steps, 1), "lr": cfg.finetune_lr, "warmup": cfg.finetune_warmup} if ft else \
+        {"steps": cfg.steps, "lr": cfg.lr, "warmup": cfg.warmup}
     return _as_world_error(
-        lambda c: TrainConfig(
-            steps=c.steps, batch_size=c.batch_size, lr=c.lr, warmup=c.warmup,
-            weight_decay=c.weight_decay, clip=c.clip,
-        ),
+        lambda c: TrainConfig(batch_size=c.batch_size, weight_decay=c.weight_decay, clip=c.clip, **fields),
         cfg,
     )
 
@@ -96,8 +171,13 @@ def language_model(cfg: Config) -> LanguageModel:
         prompt_len=cfg.prompt_len,
     )
     continue_from_base = cfg.init == "continue"
+    pretrained = base_model(cfg)[1] if cfg.init == "pretrained" else None
 
     def fit(key, tokens, weights, base):
+        if pretrained is not None:
+            if cfg.finetune_steps == 0:
+                return pretrained
+            return train(key, pretrained, tokens, weights)[0]
         params, _ = train(key, base if (continue_from_base and base is not None) else None, tokens, weights)
         return params
 
@@ -132,4 +212,10 @@ def language_model(cfg: Config) -> LanguageModel:
 
 def make_world(cfg: Config):
     data = load_text(cfg.corpus, cfg.block_len, cfg.reservoir_blocks, cfg.test_blocks)
-    return make_text_world("transformer", cfg, language_model(cfg), data)
+    world = make_text_world("transformer", cfg, language_model(cfg), data)
+    if cfg.init != "pretrained":
+        return world
+    base = base_model(cfg)[1]
+    # truth = the base model in a fitted model's layout: regime code can pass
+    # truth["base"] wherever it passes a prior (world.edit's prior_params).
+    return world._replace(init=lambda key: {"base": {"lm": base}})

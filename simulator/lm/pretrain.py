@@ -1,0 +1,518 @@
+"""Pretrain the project's byte-level transformer (simulator/lm/transformer.py) on
+the whole training split of a corpus (the shipped Shakespeare by default), the
+base model that ``world.init=pretrained`` fine-tunes every generation
+(Shumailov et al. 2024, Nature 631:755, fine-tune a pretrained model).
+
+    python -m collapse_sim.simulator.lm.pretrain --out results/pretrain/base
+    collapse-pretrain --out DIR [--steps N --n-layers L --d-model D ...]
+
+Training: step t draws ``batch_size`` windows of ``context + 1`` consecutive
+bytes at uniform offsets of the training split's token stream and takes one
+AdamW step of simulator/lm/train.py (:func:`make_chunk_train`; warmup then a
+cosine to ``final_lr_frac * lr`` at the last planned step).  Everything is a
+function of the config (seed included): ``init_key, run_key =
+split(key(seed))``, step t uses ``fold_in(run_key, t)``.
+
+Every ``eval_every`` steps the mean NLL of ``eval_blocks`` validation and test
+blocks (spread evenly over each split, the rule of
+simulator/worlds/text.py:load_text) is added to the curve.  Every
+``checkpoint_every`` steps ``DIR/checkpoint.npz`` is replaced atomically by one
+file with the step, the run key, params, optimiser state, curve and wall time
+(simulator/lm/checkpoint_io.py).  Rerunning the same command resumes from it
+and ends with the same weights as an uninterrupted run; a different config on
+an existing checkpoint is an error.  At the end the whole validation and test
+splits are scored and ``DIR/base.npz`` (config + params + results),
+``DIR/curve.json`` and ``DIR/curve.png`` are written; ``--export PATH.npz``
+also writes them to PATH.npz, PATH.curve.json and PATH.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_sim.simulator.lm import checkpoint_io as cio
+from collapse_sim.simulator.lm.train import TrainConfig, make_chunk_train, make_loss, optimizer
+from collapse_sim.simulator.lm.transformer import TransformerConfig, init_params
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Model (n_layers, d_model, n_heads, context, dropout), optimisation (steps,
+    batch_size, lr, warmup, weight_decay, clip, final_lr_frac), seed, corpus
+    (None = shipped), and bookkeeping (chunk: steps per jitted call; eval_every and
+    checkpoint_every: multiples of chunk; eval_blocks per split)."""
+
+    n_layers: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    context: int = 64
+    dropout: float = 0.0
+    steps: int = 8000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    final_lr_frac: float = 0.05
+    seed: int = 0
+    corpus: Optional[str] = None
+    chunk: int = 50
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    eval_blocks: int = 256
+
+    def __post_init__(self):
+        self.model_config()
+        self.train_config()
+        for name in ("chunk", "eval_every", "checkpoint_every", "eval_blocks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"pretrain {name}={v!r} must be a positive int")
+        for name in ("eval_every", "checkpoint_every"):
+            if getattr(self, name) % self.chunk:
+                raise ValueError(f"pretrain {name}={getattr(self, name)} must be a multiple of chunk={self.chunk}")
+
+    def model_config(self) -> TransformerConfig:
+        return TransformerConfig(vocab_size=256, n_layers=self.n_layers, d_model=self.d_model,
+                                 n_heads=self.n_heads, context=self.context, dropout=self.dropout)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup=self.warmup,
+                           weight_decay=self.weight_decay, clip=self.clip, final_lr_frac=self.final_lr_frac)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_data(cfg: PretrainConfig) -> dict:
+    """The training split as one token stream (T,), and the validation and test
+    splits as blocks of context + 1 tokens (all, and ``eval_blocks`` spread evenly)."""
+    from collapse_sim.simulator.text.corpus import load_splits
+    from collapse_sim.simulator.text.tokenizer import ByteTokenizer
+
+    tok = ByteTokenizer()
+    stream = load_splits(cfg.corpus, tok, 1)["train"].reshape(-1)
+    splits = load_splits(cfg.corpus, tok, cfg.context + 1)
+    out = {"train": stream}
+    for split in ("validation", "test"):
+        blocks = splits[split]
+        pick = np.linspace(0, blocks.shape[0] - 1, min(cfg.eval_blocks, blocks.shape[0])).round().astype(int)
+        out[split] = blocks
+        out[split + "_eval"] = blocks[pick]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _chunk_fn(mc: TransformerConfig, tc: TrainConfig, n: int):
+    return make_chunk_train(mc, tc, n)
+
+
+@functools.lru_cache(maxsize=8)
+def make_scorer(model_cfg: TransformerConfig):
+    """``nll(params, blocks) -> mean NLL`` (nats per scored byte; position 0 of a
+    block is context only), jitted, 256 blocks at a time."""
+    token_logprobs = jax.jit(make_loss(model_cfg).token_logprobs)
+
+    def nll(params, blocks):
+        return float(-jnp.mean(token_logprobs(params, jnp.asarray(blocks, jnp.int32))))
+
+    return nll
+
+
+def _config_diff(saved: dict, now: dict) -> list[str]:
+    return [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+            if saved.get(k) != now.get(k)]
+
+
+class _Progress:
+    """tqdm on a terminal; otherwise a plain line at every evaluation."""
+
+    def __init__(self, total: int, initial: int):
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+    def update(self, n: int, loss: float):
+        if self.bar is not None:
+            self.bar.update(n)
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def line(self, text: str):
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _lr_at(cfg: PretrainConfig, step: int) -> float:
+    from collapse_sim.simulator.lm.train import lr_schedule
+    return float(lr_schedule(cfg.train_config())(step))
+
+
+def pretrain(cfg: PretrainConfig, out_dir, *, stop_at: Optional[int] = None, quiet: bool = False,
+             full_eval: bool = True) -> dict:
+    """Run (or resume) the pretraining in ``out_dir``; returns the summary written
+    into ``base.npz``'s config (or, with ``stop_at``, the state after the first
+    checkpoint at or beyond step ``stop_at``: a deliberate interruption).
+    ``full_eval=False`` scores only the ``eval_blocks`` at the end, not the whole
+    validation and test splits (faster; the weights are the same)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.npz"
+    mc, tc = cfg.model_config(), cfg.train_config()
+    tx = optimizer(tc)
+    data = load_data(cfg)
+    stream = jnp.asarray(data["train"], jnp.int32)
+    nll = make_scorer(mc)
+    init_key, run_key = jax.random.split(jax.random.key(cfg.seed))
+
+    if ckpt_path.exists():
+        saved, arrays = cio.read(ckpt_path)
+        diff = _config_diff(saved.get("pretrain", {}), cfg.to_json())
+        if diff:
+            raise cio.CheckpointError(
+                f"checkpoint {ckpt_path} was written by a different config ({'; '.join(diff)}); "
+                "rerun with that config to resume, or use a new --out folder"
+            )
+        params = cio.unflatten("params", cio.abstract_params(mc), arrays, f"checkpoint {ckpt_path}")
+        opt_state = cio.unflatten("opt", jax.eval_shape(tx.init, params), arrays, f"checkpoint {ckpt_path}")
+        step = int(arrays["step"])
+        run_key = jax.random.wrap_key_data(jnp.asarray(arrays["run_key"]))
+        curve = json.loads(bytes(arrays["curve"]).decode())
+        wall = float(arrays["wall_s"])
+    else:
+        params = init_params(init_key, mc)
+        opt_state = tx.init(params)
+        step, curve, wall = 0, [], 0.0
+
+    def save(step, params, opt_state, curve, wall):
+        arrays = {
+            "config": cio.json_array({**{f: getattr(mc, f) for f in cio.MODEL_FIELDS}, "pretrain": cfg.to_json()}),
+            "step": np.int64(step),
+            "run_key": np.asarray(jax.random.key_data(run_key)),
+            "curve": cio.json_array(curve),
+            "wall_s": np.float64(wall),
+            **cio.flatten("params", params),
+            **cio.flatten("opt", opt_state),
+        }
+        cio.save_atomic(ckpt_path, arrays)
+
+    progress = None if quiet else _Progress(cfg.steps, step)
+    if progress and step:
+        progress.line(f"resuming {ckpt_path} at step {step}/{cfg.steps}")
+    losses = []
+    t_start = time.perf_counter() - wall
+    try:
+        while step < cfg.steps:
+            n = min(cfg.chunk, cfg.steps - step)
+            params, opt_state, m = _chunk_fn(mc, tc, n)(run_key, params, opt_state, stream, jnp.int32(step))
+            step += n
+            losses.append(np.asarray(m["loss"]))
+            if progress:
+                progress.update(n, float(losses[-1].mean()))
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                row = {
+                    "step": step,
+                    "tokens": step * cfg.batch_size * cfg.context,
+                    "wall_s": round(time.perf_counter() - t_start, 2),
+                    "lr": _lr_at(cfg, step),
+                    "train_nll": float(np.concatenate(losses).mean()) if losses else float("nan"),
+                    "val_nll": nll(params, data["validation_eval"]),
+                    "test_nll": nll(params, data["test_eval"]),
+                }
+                losses = []
+                curve.append(row)
+                if progress:
+                    progress.line(
+                        f"step {step}/{cfg.steps} train {row['train_nll'] / math.log(2):.3f} "
+                        f"val {row['val_nll'] / math.log(2):.3f} test {row['test_nll'] / math.log(2):.3f} bits/byte, "
+                        f"{row['wall_s']:.0f} s"
+                    )
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save(step, params, opt_state, curve, time.perf_counter() - t_start)
+                if stop_at is not None and step >= stop_at and step < cfg.steps:
+                    return {"step": step, "stopped": True}
+    except KeyboardInterrupt:
+        if progress:
+            progress.close()
+        print(f"\ninterrupted; the checkpoint {ckpt_path} holds the last saved step; "
+              "rerun the same command to resume", file=sys.stderr)
+        raise
+    if progress:
+        progress.close()
+    wall = time.perf_counter() - t_start
+    summary = finish(cfg, out, params, curve, data, nll, wall, full_eval)
+    return summary
+
+
+def finish(cfg: PretrainConfig, out: Path, params, curve: list, data: dict, nll, wall: float,
+           full_eval: bool = True) -> dict:
+    """Score the whole validation and test splits; write base.npz, curve.json, curve.png."""
+    from collapse_sim.simulator.text.corpus import shipped_sha256
+
+    mc = cfg.model_config()
+    split = "" if full_eval else "_eval"
+    val, test = nll(params, data["validation" + split]), nll(params, data["test" + split])
+    summary = {
+        "steps": cfg.steps,
+        "tokens_seen": cfg.steps * cfg.batch_size * cfg.context,
+        "train_stream_tokens": int(data["train"].shape[0]),
+        "wall_s": round(wall, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, jax {jax.__version__} "
+                   f"{jax.default_backend()}".replace("  ", " "),
+        "corpus": cfg.corpus or "shipped Shakespeare",
+        "corpus_sha256": shipped_sha256() if cfg.corpus is None else None,
+        "validation_nll": val, "test_nll": test,
+        "validation_blocks": int(data["validation" + split].shape[0]), "test_blocks": int(data["test" + split].shape[0]),
+        "test_eval_nll": curve[-1]["test_nll"], "test_eval_ppl": math.exp(curve[-1]["test_nll"]),
+        "test_eval_blocks": int(data["test_eval"].shape[0]),
+        "test_ppl": math.exp(test), "test_bits_per_byte": test / math.log(2),
+    }
+    arrays = {
+        "config": cio.json_array({**{f: getattr(mc, f) for f in cio.MODEL_FIELDS}, "pretrain": cfg.to_json(),
+                                  "summary": summary}),
+        **cio.flatten("params", params),
+    }
+    cio.save_atomic(out / "base.npz", arrays)
+    (out / "curve.json").write_text(json.dumps(curve, indent=1))
+    try:
+        plot_curve(curve, out / "curve.png", f"{mc.n_layers} layers, d={mc.d_model}, context {mc.context}")
+    except ImportError:
+        pass
+    return summary
+
+
+def plot_curve(curve: list, path, title: str = "") -> None:
+    """Training curve (bits per byte against step) rendered from a saved curve."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = [r["step"] for r in curve]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    for key, label in (("train_nll", "train (batches)"), ("val_nll", "validation"), ("test_nll", "test")):
+        ax.plot(s, [r[key] / math.log(2) for r in curve], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per byte")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def export(out_dir, dest) -> Path:
+    """Copy ``out_dir``'s base.npz, curve.json and curve.png to dest(.npz),
+    dest.curve.json and dest.png."""
+    out, dest = Path(out_dir), Path(dest)
+    dest = dest.with_suffix(".npz")
+    cio.save_atomic(dest, {**cio.read(out / "base.npz")[1],
+                           "config": cio.json_array(cio.read(out / "base.npz")[0])})
+    dest.with_suffix(".curve.json").write_text((out / "curve.json").read_text())
+    if (out / "curve.png").exists():
+        dest.with_suffix(".png").write_bytes((out / "curve.png").read_bytes())
+    return dest
+
+
+def ngram_bar(orders=(3, 4, 5, 6), context: int = 64, corpus: Optional[str] = None,
+              eval_blocks: int = 256, train_blocks: Optional[int] = None) -> list[dict]:
+    """Test NLL of the n-gram model of the n-gram world (simulator/lm/ngram.py,
+    Witten-Bell, the world's default) at each order, fitted on the training split's
+    blocks of context + 1 bytes (all of them, or the world's first ``train_blocks``
+    of its seeded shuffle) and scored on the same tokens as the transformer: the
+    whole test split and the ``eval_blocks`` spread over it (position 0 of a block
+    is context only)."""
+    from collapse_sim.simulator.lm import ngram
+    from collapse_sim.simulator.worlds.text import load_text
+
+    cfg = PretrainConfig(context=context, corpus=corpus, eval_blocks=eval_blocks)
+    data = load_data(cfg)
+    from collapse_sim.simulator.text.corpus import load_splits
+    from collapse_sim.simulator.text.tokenizer import ByteTokenizer
+
+    train = load_splits(corpus, ByteTokenizer(), context + 1)["train"]
+    if train_blocks is not None:
+        train = load_text(corpus, context + 1, train_blocks, eval_blocks).reservoir[:train_blocks]
+    rows = []
+    for order in orders:
+        mc = ngram.NGramConfig(order=order, vocab_size=256, smoothing="witten_bell")
+        params = ngram.fit(mc, jnp.asarray(train), jnp.ones(train.shape[0], jnp.float32))
+        lp = jax.jit(lambda b: ngram.token_logprobs(mc, params, b)[:, 1:])
+        full = float(np.mean([-np.mean(np.asarray(lp(jnp.asarray(c)))) for c in np.array_split(data["test"], 16)]))
+        ev = float(-jnp.mean(lp(jnp.asarray(data["test_eval"]))))
+        rows.append({"order": order, "train_blocks": int(train.shape[0]), "test_nll": full,
+                     "test_ppl": math.exp(full), "test_eval_nll": ev, "test_eval_ppl": math.exp(ev)})
+    return rows
+
+
+def token_prob_stats(mc: TransformerConfig, params, blocks, thresholds=(0.99, 0.9)) -> dict:
+    """The model's probabilities p_i = P(x_i | x_<i) of the real tokens of
+    ``blocks`` (positions 1..W-1): the share with p_i >= each threshold (ToEdit's
+    selection rule, Zhu et al. 2024, arXiv 2412.14689, §4.1) and their ten-bin
+    histogram of width 0.1 (ToEdit Table 6; the bins of simulator/worlds/text.py)."""
+    lp = jax.jit(make_loss(mc).token_logprobs)
+    p = np.concatenate([np.exp(np.asarray(lp(params, jnp.asarray(c)))).ravel()
+                        for c in np.array_split(np.asarray(blocks), max(1, len(blocks) // 1024))])
+    hist = np.bincount(np.clip((p * 10).astype(np.int64), 0, 9), minlength=10) / p.size
+    return {"tokens": int(p.size), **{f"share_ge_{t}": float(np.mean(p >= t)) for t in thresholds},
+            "hist": [float(h) for h in hist]}
+
+
+def write_card(npz_path, ngram_rows: list, world_ngram_rows: list, stats: dict) -> Path:
+    """The model card ``<name>.md`` next to exported weights ``<name>.npz``, from
+    the numbers the weights file records and those measured here."""
+    import hashlib
+
+    npz_path = Path(npz_path)
+    config, _ = cio.read(npz_path)
+    sm, pc = config["summary"], config["pretrain"]
+    ln2 = math.log(2)
+    sha = hashlib.sha256(npz_path.read_bytes()).hexdigest()
+    defaults = PretrainConfig().to_json()
+    flags = "".join(f"--{k.replace('_', '-')} {v} " for k, v in pc.items() if v != defaults[k])
+    n_params = sum(int(np.prod(a.shape)) for k, a in cio.read(npz_path)[1].items() if k.startswith("params."))
+    ng = "\n".join(f"| {r['order']} | {r['test_ppl']:.3f} | {r['test_nll'] / ln2:.3f} | {r['test_eval_ppl']:.3f} |"
+                    for r in ngram_rows)
+    wng = "\n".join(f"| {r['order']} | {r['test_ppl']:.3f} | {r['test_nll'] / ln2:.3f} |" for r in world_ngram_rows)
+    hist = " | ".join(f"{h:.4f}" for h in stats["hist"])
+    text = f"""# {npz_path.stem}: the pretrained base model
+
+A byte-level decoder-only transformer (simulator/lm/transformer.py) pretrained on the whole training
+split of the shipped Shakespeare corpus (simulator/text/corpus.py), the base model that
+`world.init=pretrained` fine-tunes every generation (Shumailov et al. 2024, Nature 631:755, fine-tune
+a pretrained model each generation).  Load it with
+`collapse_sim.simulator.lm.checkpoint_io.load_base()` -> `(TransformerConfig, params)`.
+
+## Model and training
+
+| field | value |
+|---|---|
+| architecture | {config['n_layers']} layers, d_model {config['d_model']}, {config['n_heads']} heads, context {config['context']}, vocabulary {config['vocab_size']} (bytes), dropout {config['dropout']}, head tied to the embedding |
+| parameters | {n_params:,} (float32) |
+| optimiser | AdamW, batch {pc['batch_size']} windows of {pc['context'] + 1} bytes, peak lr {pc['lr']}, {pc['warmup']} warmup steps, cosine to {pc['final_lr_frac']} x peak at step {pc['steps']}, weight decay {pc['weight_decay']}, clip {pc['clip']} |
+| seed | {pc['seed']} |
+| steps | {sm['steps']} |
+| tokens seen | {sm['tokens_seen']:,} predicted bytes ({sm['tokens_seen'] / sm['train_stream_tokens']:.1f} passes over the {sm['train_stream_tokens']:,}-byte training split) |
+| wall time | {sm['wall_s'] / 60:.1f} min on {sm['machine']}, under `nice -n 10` beside other jobs |
+| corpus SHA-256 | `{sm['corpus_sha256']}` |
+| weights SHA-256 | `{sha}` |
+
+Rebuild (deterministic from this config; rerunning the same command after an interruption resumes from
+`DIR/checkpoint.npz`):
+
+```bash
+collapse-pretrain --out results/pretrain/base {flags}--export simulator/lm/pretrained/{npz_path.stem}.npz
+```
+
+## Held-out perplexity
+
+Per byte, position 0 of each block of {pc['context'] + 1} bytes being context only (the scoring of the text worlds).
+
+| split | blocks | perplexity per byte | bits per byte |
+|---|---|---|---|
+| validation (whole split) | {sm['validation_blocks']} | {math.exp(sm['validation_nll']):.4f} | {sm['validation_nll'] / ln2:.4f} |
+| test (whole split) | {sm['test_blocks']} | {sm['test_ppl']:.4f} | {sm['test_bits_per_byte']:.4f} |
+| test, 256 evenly spread blocks (`world=transformer`'s test set) | {sm['test_eval_blocks']} | {sm['test_eval_ppl']:.4f} | {sm['test_eval_nll'] / ln2:.4f} |
+
+test perplexity per byte on the 256 evenly spread test blocks: {sm['test_eval_ppl']:.4f}
+
+The bar: the n-gram model of `world=ngram` (simulator/lm/ngram.py, Witten-Bell) on the same test blocks,
+fitted on the same whole training split (`pretrain.ngram_bar()`):
+
+| order | test ppl per byte (whole split) | bits per byte | test ppl, 256 blocks |
+|---|---|---|---|
+{ng}
+
+and fitted, as the n-gram world does, on the 1024 training blocks of a world (`train_blocks=1024`):
+
+| order | test ppl per byte (whole split) | bits per byte |
+|---|---|---|
+{wng}
+
+Training curve (`{npz_path.stem}.curve.json`; validation and test on {pc['eval_blocks']} blocks each, train =
+mean batch loss since the previous point):
+
+![training curve]({npz_path.stem}.png)
+
+## Token probabilities (ToEdit's selection)
+
+The model's P(x_i | x_<i) of the {stats['tokens']:,} real tokens of the whole test split: a share
+{stats['share_ge_0.99']:.4f} has P >= 0.99 and {stats['share_ge_0.9']:.4f} has P >= 0.9 (ToEdit, Zhu et al. 2024,
+arXiv 2412.14689, §4.1, resamples a token when P >= p).  Ten bins of width 0.1 (ToEdit Table 6):
+
+| [0,.1) | [.1,.2) | [.2,.3) | [.3,.4) | [.4,.5) | [.5,.6) | [.6,.7) | [.7,.8) | [.8,.9) | [.9,1] |
+|---|---|---|---|---|---|---|---|---|---|
+| {hist} |
+
+## Limits
+
+Trained on Shakespeare only (3.9 MB of early-modern English verse and prose): it is a prior for this
+corpus, not a general language model.  Context {config['context']} bytes.
+"""
+    card = npz_path.with_suffix(".md")
+    card.write_text(text)
+    return card
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="collapse-pretrain", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="results/pretrain/base", help="folder of the checkpoint and results")
+    p.add_argument("--export", default=None, help="also write the weights, curve and figure to this .npz path")
+    p.add_argument("--no-full-eval", action="store_true",
+                   help="at the end score only the eval blocks, not the whole validation and test splits")
+    for f in dataclasses.fields(PretrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {int: int, float: float}.get(type(f.default), str)
+        p.add_argument(flag, type=kind, default=f.default, dest=f.name)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)}
+    try:
+        cfg = PretrainConfig(**fields)
+    except ValueError as err:
+        print(f"collapse-pretrain: {err}", file=sys.stderr)
+        return 2
+    try:
+        summary = pretrain(cfg, args.out, full_eval=not args.no_full_eval)
+    except cio.CheckpointError as err:
+        print(f"collapse-pretrain: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(summary, indent=1))
+    if args.export:
+        dest = export(args.out, args.export)
+        rows = ngram_bar(context=cfg.context, corpus=cfg.corpus, eval_blocks=256)
+        world_rows = ngram_bar(context=cfg.context, corpus=cfg.corpus, eval_blocks=256, train_blocks=1024)
+        mc, params = cio.load_base(dest)
+        stats = token_prob_stats(mc, params, load_data(cfg)["test"])
+        print(f"exported {dest} and its model card {write_card(dest, rows, world_rows, stats)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
