@@ -45,7 +45,7 @@ def gaussian(world_cfg, regime_cfg, run_cfg) -> dict:
             "logdet_change": tg.replace_logdet_change(M, d=d, estimator=est),
         }
         source = (
-            "exact, theory/gaussian.py (theory.md §3.1-3.2): E||mu_g - mu||^2, E tr ratio, "
+            "exact, theory/gaussian.py (theory/derivations.md §10): E||mu_g - mu||^2, E tr ratio, "
             "E log det change (Bartlett)"
         )
         if d == 1:
@@ -74,7 +74,8 @@ def gaussian(world_cfg, regime_cfg, run_cfg) -> dict:
             curves["var"] = sigma2 * curves["trace_ratio"]
         return {
             "kind": "exact",
-            "source": "exact pooled-fit recursions, theory/gaussian.py (theory.md §3.2); mean_error_approx freezes "
+            "source": "exact pooled-fit recursions, theory/gaussian.py (theory/derivations.md §11); "
+            "mean_error_approx freezes "
             "the covariance at the truth; mean_error_bound = (pi^2/6) tr Sigma / M (Kazdan et al.; Dey & Donoho)",
             "units": units,
             "curves": curves,
@@ -102,7 +103,8 @@ def kde(world_cfg, regime_cfg, run_cfg) -> dict:
         units["var_limit"] = tk.kde_variance_limit(world_cfg.M, h=h, dim=d)
     return {
         "kind": "exact",
-        "source": "theory/kde.py (theory.md §3.4, derived): E s2_{g+1} = (1 - 1/M)(E s2_g + d h^2) -> (M-1) d h^2",
+        "source": "theory/kde.py (theory/derivations.md §13, derived): "
+        "E s2_{g+1} = (1 - 1/M)(E s2_g + d h^2) -> (M-1) d h^2",
         "units": units,
         "curves": curves,
     }
@@ -163,7 +165,8 @@ def categorical(world_cfg, regime_cfg, run_cfg) -> dict:
     return {
         "kind": "exact",
         "source": "neutral Wright-Fisher chain, exact via the binomial marginal chains (theory/categorical.py, "
-        "theory.md §4.1); tail_mass is a martingale; absorption time: exact (fits until a point mass) and the "
+        "theory/derivations.md §14); tail_mass is a martingale; "
+        "absorption time: exact (fits until a point mass) and the "
         "Wright-Fisher diffusion APPROXIMATION -2M sum (1-p) ln(1-p)",
         "units": units,
         "curves": curves,

@@ -1,5 +1,5 @@
 """The engine's token-edit regime (ToEdit, Zhu et al. 2024, arXiv 2412.14689 §4.2) against the
-exact theory of theory.md §2.6, through ``make_simulate`` with vmapped seeds in float64.
+exact recursion of theory/toedit_audit.md §3, through ``make_simulate`` with vmapped seeds in float64.
 
 - Monte Carlo agrees with ``exact`` (theory/token_edit.exact_curve, reached through the
   dispatcher theory.regression.expected_test_error) within 4 combined standard errors at every
@@ -54,7 +54,7 @@ CASES = {
     "disjoint-previous": (RegressionConfig(d=8, T=24), TE("disjoint", "previous", k=12, eta=0.5)),
     # 15 rows, then the 5 that are left (9 wanted), then none: the truncated schedule.
     "disjoint-original": (RegressionConfig(d=5, T=20), TE("disjoint", "original", k=15, eta=0.6)),
-    # 3 kept rows < d: the error grows without bound (theory.md §2.6 (c)).
+    # 3 kept rows < d: the error grows without bound (theory/toedit_audit.md §4, item 3).
     "fixed-previous-growing": (RegressionConfig(d=4, T=14), TE("fixed", "previous", k=11)),
     "fixed-original": (RegressionConfig(d=5, T=20, sigma=1.5), TE("fixed", "original", k=8)),
     "full-previous": (RegressionConfig(d=6, T=18), TE("full", "previous")),

@@ -1,5 +1,5 @@
 """Categorical world: the engine's Monte Carlo against theory/categorical.py (Shumailov et al.
-2024 §4.1; theory.md §4.1), every regime, smoothing, bad input.
+2024 §4.1; theory/derivations.md §14), every regime, smoothing, bad input.
 
 One jitted run (4000 seeds, M = 20, 400 generations, all absorbed by the end) feeds every
 check: the one-generation loss (1 - q)^M, the exact expected support / entropy /

@@ -42,7 +42,7 @@ def test_unbiased_replace_moments_match_theory(shumailov):
 
 
 def test_unbiased_replace_w2_matches_exact_form_and_paper_approximation(shumailov):
-    """E W2^2 exact (theory.md §3.1) within 4 SE.  Shumailov's (3/2) sigma^2 sum 1/M_i is an
+    """E W2^2 exact (theory/derivations.md §10) within 4 SE.  Shumailov's (3/2) sigma^2 sum 1/M_i is an
     APPROXIMATION (first order in 1/M): it is not asserted against the MC; we check that its gap to the
     exact form is second order, i.e. shrinks ~10x when every M_i grows 10x."""
     rec, curves = shumailov

@@ -15,7 +15,7 @@ H = 0.5
 
 
 def test_replace_variance_drifts_to_M_minus_1_d_h2():
-    """E s2_{g+1} = (1 - 1/M_{g+1})(E s2_g + d h²) (theory.md §3.4, derived), with M varying then
+    """E s2_{g+1} = (1 - 1/M_{g+1})(E s2_g + d h²) (theory/derivations.md §13, derived), with M varying then
     constant at 10 in d = 2: the curve and the Monte Carlo reach (10 - 1)·2·h² = 4.5 whatever the truth."""
     cfg = kde.Config(d=2, M_schedule=[12, 20, 10], h=H, true_K=2, separation=1.0, n_test=16)
     rec, curves = simulate(cfg, "replace", G=50, S=4_000)

@@ -1,4 +1,4 @@
-"""Closed forms for the categorical world under replace (theory.md §4.1), plain numpy/scipy.
+"""Closed forms for the categorical world under replace (theory/derivations.md §14), plain numpy/scipy.
 
 Convention (project-wide): generation 0 is the empirical distribution of M[0]
 draws from the truth p; generation g >= 1 is the empirical distribution of
@@ -236,7 +236,7 @@ def absorption_time_wright_fisher(p, M: int) -> float:
     grows only like log M (uniform V = 6: +2.2 at M = 100, +3.0 at M = 1000), so
     the relative error falls like log(M)/M (1.2% and 0.16%; below 0.5 ln(M)/M for
     M in [10, 1280] and p in {uniform 6, (.5,.3,.2), (.5,.5), (.7,.2,.1)}).  Needs M min_k p_k >> 1:
-    p = (0.99, 0.01), M = 10 is 28% low.  theory.md §4.1 [D].
+    p = (0.99, 0.01), M = 10 is 28% low.  Derived in theory/derivations.md §14.
     """
     p = validate_distribution(p)
     M = _check_size(M)

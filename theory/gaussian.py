@@ -1,4 +1,4 @@
-"""Closed forms for the Gaussian fitting worlds (theory.md §3.1–3.3), plain numpy/scipy.
+"""Closed forms for the Gaussian fitting worlds (theory/derivations.md §10–12), plain numpy/scipy.
 
 Convention (project-wide).  Generations g = 0..G.  Generation 0 is fitted on
 M[0] real samples from the truth N(mu, Sigma); generation g >= 1 is fitted on
@@ -126,7 +126,7 @@ def replace_mean_sq_error(M, G=None, *, trace: float = 1.0, estimator: str) -> n
 def replace_std_mean(M, G=None, *, sigma: float = 1.0, estimator: str) -> np.ndarray:
     """1-D: E sigma_g = sigma * prod_{i<=g} sqrt((M_i-1)/m_i) c(M_i - 1),  c = ``chi_mean_factor``.
 
-    Unbiased: sigma prod c(M_i - 1), theory.md §3.1 (there with n = g+1 fits).
+    Unbiased: sigma prod c(M_i - 1) (theory/derivations.md §10).
     """
     sizes = sample_sizes(M, G)
     k = sizes - 1.0
@@ -255,7 +255,7 @@ def accumulate_mean_sq_error(M, G=None, *, trace: float = 1.0, estimator: str) -
 def accumulate_mean_sq_error_approx(M, G=None, *, trace: float = 1.0) -> np.ndarray:
     """APPROXIMATION (covariance frozen at the truth): tr Sigma sum_{i<=g} M_i/N_i^2.
 
-    Constant M: (tr Sigma / M) sum_{k=1..g+1} 1/k^2 (theory.md §3.2; the sum runs
+    Constant M: (tr Sigma / M) sum_{k=1..g+1} 1/k^2 (theory/derivations.md §11; the sum runs
     to g+1 because generation g pools g+1 sets).  Exceeds the exact
     ``accumulate_mean_sq_error`` by a few percent (MLE, M = 20, g = 29: 0.0806 vs 0.0787).
     """
@@ -400,7 +400,7 @@ def bertrand_contraction(lam) -> np.ndarray:
     """Exact contraction of the Gaussian-mean map with synthetic-to-real ratio lam (infinite sample).
 
     mu_{t+1} = (mu* + lam mu_t)/(1 + lam), so ||mu_{t+1} - mu*|| = lam/(1+lam) ||mu_t - mu*||.
-    theory.md §3.3 [D]; compare ``bertrand_bound``.
+    Derived in theory/derivations.md §12; compare ``bertrand_bound``.
     """
     lam = np.asarray(lam, dtype=float)
     if np.any(~(lam >= 0)):
@@ -413,7 +413,7 @@ def bertrand_bound(lam, *, alpha: float = 1.0, L: float = 0.0, eps: float = 0.0)
 
     Well-specified Gaussian mean (L = 0, eps = 0): lam/(1 - lam) >= lam/(1+lam).
     Returns inf where the denominator is <= 0; the paper asks lam(1 + L eps/alpha) < 1/2
-    for rho < 1.  [P?] (recalled, theory.md §3.3).
+    for rho < 1.  Paper claim as recalled, not re-checked against its text (theory/derivations.md §12).
     """
     lam = np.asarray(lam, dtype=float)
     if np.any(~(lam >= 0)):
@@ -431,7 +431,7 @@ def bertrand_gaussian_step(mu, cov, mu_star, cov_star, lam):
 
     mu' = (mu* + lam mu)/(1+lam),
     cov' = (cov* + lam cov)/(1+lam) + lam/(1+lam)^2 (mu - mu*)(mu - mu*)^T   (mixture moments).
-    Returns (mu', cov').  theory.md §3.3 [D].
+    Returns (mu', cov').  Derived in theory/derivations.md §12.
     """
     if not lam >= 0:
         raise ValueError(f"lam must be >= 0, got lam={lam!r}")

@@ -1,4 +1,4 @@
-"""Closed forms for the Gaussian-KDE world under replace (theory.md §3.4), plain numpy.
+"""Closed forms for the Gaussian-KDE world under replace (theory/derivations.md §13), plain numpy.
 
 Convention (project-wide): generation 0 is the KDE of n[0] real points;
 generation g >= 1 is the KDE of n[g] points drawn from the KDE of generation

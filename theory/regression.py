@@ -1,6 +1,6 @@
 """Expected test error of iterated least squares: closed forms and exact recursions.
 
-Linear-regression world of theory.md §0/§2: x ~ N(0, Σ) in d dimensions, y = xᵀw* + ε,
+Linear-regression world (theory/derivations.md §1–9): x ~ N(0, Σ) in d dimensions, y = xᵀw* + ε,
 ε ~ N(0, σ²), T rows per training set, test error E‖ŵ_g − w*‖²_Σ (excess risk).
 
 Convention (the simulator's): generation 0 is the fit on the real data; generation
@@ -35,7 +35,7 @@ REAL_SOURCES = ("fresh", "original")
 def check_sizes(d: int, T: int) -> str | None:
     """Raise for T ≤ d+1 (OLS singular or E‖ŵ−w*‖² = ∞); return a warning text for
     T ≤ d+3 (finite mean, infinite variance: CLT tolerances are invalid), else None.
-    theory.md §2.1 and §8."""
+    theory/derivations.md §1."""
     if not (isinstance(d, (int, np.integer)) and d >= 1):
         raise ValueError(f"d={d!r} must be a positive whole number of features")
     if not (isinstance(T, (int, np.integer)) and T >= 1):
@@ -98,14 +98,14 @@ def real_row_count(p: float, T: int) -> int:
 
 def ols_error(sigma2: float, d: int, T: int) -> float:
     """v = σ² d/(T−d−1): E‖ŵ−w*‖²_Σ of OLS on T rows with x ~ N(0, Σ), any Σ ≻ 0
-    (Dohmatob et al. 2024, arXiv 2402.07712; theory.md §0)."""
+    (Dohmatob et al. 2024, arXiv 2402.07712; theory/derivations.md §1)."""
     check_sizes(d, T)
     return _check_sigma2(sigma2) * d / (T - d - 1)
 
 
 def replace_curve(G: int, d: int, T: int, sigma2: float) -> np.ndarray:
     """Replace: E_g = v·(g+1), exact for fixed or fresh design and any Σ ≻ 0
-    (Dohmatob et al. 2024 Thm; Gerstgrasser et al. 2024 Thm 2; theory.md §2.1)."""
+    (Dohmatob et al. 2024 Thm; Gerstgrasser et al. 2024 Thm 2; theory/derivations.md §2)."""
     G = _check_G(G)
     return ols_error(sigma2, d, T) * np.arange(1, G + 2, dtype=np.float64)
 
@@ -116,7 +116,7 @@ def accumulate_curve(G: int, d: int, T: int, sigma2: float, design: str = "fixed
     Both designs obey e_g = e_{g−1} + H_g⁻¹ X_gᵀ E_g with H_g = Σ_{i≤g} X_iᵀX_i, so
     E_g = σ² Σ_{i=0}^{g} E tr(Σ H_i⁻¹ X_iᵀX_i H_i⁻¹).
     - fixed design: H_i = (i+1)XᵀX, E_g = v Σ_{i=1}^{g+1} 1/i²
-      (Gerstgrasser et al. 2024, arXiv 2404.01413, Thm 2; theory.md §2.3).
+      (Gerstgrasser et al. 2024, arXiv 2404.01413, Thm 2; theory/derivations.md §5).
     - fresh design: by exchangeability of the i+1 Wishart blocks of H_i,
       E tr(Σ H_i⁻¹X_iᵀX_iH_i⁻¹) = E tr(Σ H_i⁻¹)/(i+1), so
       E_g = σ² d Σ_{i=1}^{g+1} 1/(i (iT − d − 1))  [derived here, checked by MC].
@@ -131,12 +131,12 @@ def accumulate_curve(G: int, d: int, T: int, sigma2: float, design: str = "fixed
 
 def accumulate_bound(d: int, T: int, sigma2: float) -> float:
     """π²/6 · v, the limit of the fixed-design accumulate curve and a bound for both
-    designs (Gerstgrasser et al. 2024 Thm 2; theory.md §2.3)."""
+    designs (Gerstgrasser et al. 2024 Thm 2; theory/derivations.md §5)."""
     return math.pi**2 / 6 * ols_error(sigma2, d, T)
 
 
 def mix_beta(d: int, T: int, p: float) -> float:
-    """β of Theorem M1 (E[BᵀΣB] = βΣ; theory.md §2.5 [D]) with k = round(pT) real rows:
+    """β of Theorem M1 (E[BᵀΣB] = βΣ; derived in theory/derivations.md §7) with k = round(pT) real rows:
     β = (1−p)² + p(1−p)[2/(T+2) + T(T+1)(d−1)/((T−1)(T+2)(T−d−1))], p = k/T."""
     check_sizes(d, T)
     p = real_row_count(p, T) / T
@@ -144,7 +144,7 @@ def mix_beta(d: int, T: int, p: float) -> float:
 
 
 def mix_fresh_curve(G: int, d: int, T: int, p: float, sigma2: float) -> np.ndarray:
-    """Mix, fresh real data, fresh design (Theorem M1, theory.md §2.5 [D]): each generation
+    """Mix, fresh real data, fresh design (Theorem M1, derived in theory/derivations.md §7): each generation
     draws T fresh rows; m = round(pT) get real labels, T−m labels from model g−1, OLS on all.
     E_g = β^g v + v(1 − β^g)/(1 − β), E_0 = v; any Σ ≻ 0.  (β = 1 at p = 0: replace.)"""
     G = _check_G(G)
@@ -166,7 +166,7 @@ def mix_fresh_limit(d: int, T: int, p: float, sigma2: float) -> float:
 def overparam_noise_free_curve(G: int, d: int, T: int, w0_norm2: float = 1.0) -> np.ndarray:
     """Over-parameterised (d > T), noise-free, Σ = I, fresh design, min-norm OLS:
     each fit projects onto a random T-dim subspace, E_g = ‖w0‖²(1 − (T/d)^{g+1})
-    (g+1 fits; Dohmatob et al. 2024 claim, mechanism theory.md §2.1 [D])."""
+    (g+1 fits; Dohmatob et al. 2024 claim, mechanism derived in theory/derivations.md §4)."""
     G = _check_G(G)
     if not T < d:
         raise ValueError(f"the over-parameterised formula needs d > T; got d={d}, T={T}")
@@ -234,7 +234,7 @@ def averaged_mask_curve(G, X_NxTxD, cov, sigma2, a, kappa, cross):
 
     Synthetic rows: r_i = (P r)_i + fresh noise.  Other rows:
     - cross=False ("fresh" real labels): fresh noise,
-        R' = a PRP + κ Diag(PRP) + σ² I                      (theory.md §2.5)
+        R' = a PRP + κ Diag(PRP) + σ² I   (theory/derivations.md §8a)
     - cross=True (the ORIGINAL labels r_0 are kept): with K = E[r r_0ᵀ],
         K' = E[S] P K + E[I−S] σ², and since P K_0 = σ² P, P K_n = σ² P for all n, so
         R' = a PRP + κ Diag(PRP) + σ² I + 2κσ²(P − Diag P)  [derived here].
@@ -266,7 +266,7 @@ def _subset_moments(n_sel: int, T: int):
 
 def _fixed_subset_curve(G, X_NxTxD, cov, sigma2, real_NxT):
     """Fixed design, a FIXED set R of real rows keeping their generation-0 labels, the others
-    relabelled by the previous model each generation (Theorem M2, theory.md §2.5), in d-space:
+    relabelled by the previous model each generation (Theorem M2, theory/derivations.md §8c), in d-space:
         e' = B e + G⁻¹X_RᵀE_R + G⁻¹X_SᵀE',  B = G⁻¹X_SᵀX_S,
         U := E[e E_Rᵀ] (D×T, zero outside R): U_0 = σ² A·1_R,  U' = B U + σ² A·1_R,
         V' = B V Bᵀ + σ² G⁻¹ + B U X G⁻¹ + (B U X G⁻¹)ᵀ,   V_0 = σ² G⁻¹."""
@@ -307,7 +307,7 @@ def mix_fixed_design_curve(
     """Mix with a fixed design X: m = round(pT) real rows, T−m rows labelled Xŵ_{g−1} + noise.
 
     - real_source="fresh": the m real rows are a uniformly random subset of the fixed rows,
-      redrawn each generation, with fresh labels xᵀw* + fresh noise (theory.md §2.5 recursion
+      redrawn each generation, with fresh labels xᵀw* + fresh noise (theory/derivations.md §8a recursion
       R' = a PRP + κ Diag(PRP) + σ²I, with c = 1 − m/T).  ``resample`` is ignored.
     - real_source="original", resample=True: the real rows keep their generation-0 labels and
       the subset is redrawn each generation (Shumailov et al. "10% preserved"); exact mask-averaged
@@ -410,7 +410,7 @@ def ridge_replace_curve(
         Π_g = S_g ⋯ S_0,   V_g = S_g V_{g−1} S_gᵀ + σ² A_g A_gᵀ,   V_{−1} = 0,
     with Ω = w* w*ᵀ (or I/d, the world's prior w* ~ N(0, I/d), if w_star is None).  design
     "fixed" uses one X for all g, "fresh" a new X each generation.  This is the exact
-    conditional version of theory.md §2.1 (ridge); λ = 0 is OLS replace.  Returns (mean, se)."""
+    conditional version of theory/derivations.md §3 (ridge); λ = 0 is OLS replace.  Returns (mean, se)."""
     G = _check_G(G)
     lam = _check_lam(lam)
     if lam == 0:
@@ -445,8 +445,8 @@ def ridge_replace_curve(
 def ridge_downstream_curve(
     G: int, d: int, T: int, sigma2: float, lam: float, n_designs: int = 2000, rng=None, cov=None, *, w_star=None
 ):
-    """Dohmatob et al. 2024 setting (theory.md §2.1, ridge [D]): an OLS chain of g synthetic
-    generations (T rows, noise σ², designs independent of the downstream one) followed by a
+    """Dohmatob et al. 2024 setting (ridge downstream, derived in theory/derivations.md §3): an OLS
+    chain of g synthetic generations (T rows, noise σ², designs independent of the downstream one) followed by a
     downstream ridge fit (XᵀX + λT I)⁻¹Xᵀy on T fresh rows:
         E_g = E_X[clean ridge error] + g σ²/(T−d−1) · E_X tr(SᵀΣSΣ⁻¹),  S = (XᵀX+λTI)⁻¹XᵀX,
     clean ridge error | X = tr(Σ(S−I)Ω(S−I)ᵀ) + σ² tr(Σ A Aᵀ).  Returns (mean, se)."""
@@ -536,14 +536,14 @@ def expected_test_error(
             return _result(
                 "exact_in_noise",
                 "ridge replace, exact conditional on X (theory/regression.py ridge_replace_curve; "
-                "Dohmatob et al. 2024 arXiv 2402.07712, theory.md §2.1)",
+                "Dohmatob et al. 2024 arXiv 2402.07712, theory/derivations.md §3)",
                 mean,
                 se,
             )
         return _result(
             "exact",
             "v(g+1): Dohmatob et al. 2024 (arXiv 2402.07712) / Gerstgrasser et al. 2024 (arXiv 2404.01413) Thm 2; "
-            "theory.md §2.1",
+            "theory/derivations.md §2",
             replace_curve(G, d, T, sigma2),
         )
 
@@ -553,7 +553,7 @@ def expected_test_error(
     bound = np.full(G + 1, accumulate_bound(d, T, sigma2))
     if regime == "accumulate":
         src = (
-            "v·Σ_{i≤g+1} 1/i², Gerstgrasser et al. 2024 (arXiv 2404.01413) Thm 2; theory.md §2.3"
+            "v·Σ_{i≤g+1} 1/i², Gerstgrasser et al. 2024 (arXiv 2404.01413) Thm 2; theory/derivations.md §5"
             if design == "fixed"
             else "σ²d·Σ_{i≤g+1} 1/(i(iT−d−1)), fresh-design accumulate (derived; theory/regression.py); "
             "bound π²/6·v from Gerstgrasser et al. 2024 Thm 2"
@@ -563,7 +563,7 @@ def expected_test_error(
     if regime == "accumulate_subsample":
         return _result(
             "none",
-            "no closed form (Kazdan et al. 2024, arXiv 2410.16713; theory.md §2.4): compare medians, "
+            "no closed form (Kazdan et al. 2024, arXiv 2410.16713; theory/derivations.md §6): compare medians, "
             "the mean can be infinite near T = d+4",
         )
 
@@ -573,7 +573,7 @@ def expected_test_error(
         if design == "fresh" and real_source == "fresh":
             return _result(
                 "exact",
-                "Theorem M1 (theory.md §2.5, derived): β^g v + v(1−β^g)/(1−β)",
+                "Theorem M1 (theory/derivations.md §7, derived): β^g v + v(1−β^g)/(1−β)",
                 mix_fresh_curve(G, d, T, p, sigma2),
             )
         if design == "fresh":
@@ -584,10 +584,10 @@ def expected_test_error(
             subset = (
                 "subset redrawn each generation (Shumailov et al. 2024)"
                 if resample
-                else "fixed subset (Theorem M2, theory.md §2.5)"
+                else "fixed subset (Theorem M2, theory/derivations.md §8c)"
             )
             src = {
-                "fresh": "fixed-design recursion R' = aPRP + κDiag(PRP) + σ²I (theory.md §2.5)",
+                "fresh": "fixed-design recursion R' = aPRP + κDiag(PRP) + σ²I (theory/derivations.md §8a)",
                 "original": f"fixed design, original labels kept, {subset}; exact in the noise (theory/regression.py)",
             }[real_source]
         return _result("exact_in_noise", src, mean, se)
@@ -606,7 +606,8 @@ def expected_test_error(
         paper_bound = np.full(G + 1, te.geometric_bound(d, T, sigma2, k, eta))
     return _result(
         "exact_in_noise",
-        "ToEdit model (Zhu et al. 2024, arXiv 2412.14689 §4.2): exact recursion C' = BCBᵀ + σ²M (theory.md §2.6)",
+        "ToEdit model (Zhu et al. 2024, arXiv 2412.14689 §4.2): exact recursion C' = BCBᵀ + σ²M "
+        "(theory/toedit_audit.md §3)",
         mean,
         se,
         paper_claim=te.paper_claim(G, d, T, sigma2, counts),

@@ -1,5 +1,5 @@
 """Token-edited regression (ToEdit, Zhu et al. 2024, arXiv 2412.14689 v3 §4.2–4.3, App. A),
-with the audit of theory.md §2.6.
+with the audit of theory/toedit_audit.md.
 
 Fixed design X (T×d, rows N(0, Σ)), real labels Ỹ_0 = Xw* + E_0, ŵ_g = X⁺Ỹ_g, and
     Ỹ_{g+1} = M_g (X ŵ_g + E_{g+1}) + (I − M_g) Base_g,
@@ -104,7 +104,7 @@ def edit_masks(G: int, T: int, schedule: str, rng, *, q=None, k=None, eta=None, 
 
 def paper_claim(G: int, d: int, T: int, sigma2: float, k_counts) -> np.ndarray:
     """Paper-implied value v·(1 + Σ_{i≤g} k_i/T), g = 0..G (ToEdit Thm 1 / App. A.2 Eq. 35–36
-    as read in theory.md §2.6).  Not exact: it drops −A M (I−P) r."""
+    as read in theory/toedit_audit.md §1).  Not exact: it drops −A M (I−P) r."""
     G = _check_G(G)
     k_counts = np.asarray(k_counts, dtype=np.float64)
     if k_counts.shape[0] < G:
@@ -113,12 +113,12 @@ def paper_claim(G: int, d: int, T: int, sigma2: float, k_counts) -> np.ndarray:
 
 
 def paper_bound_2v(d: int, T: int, sigma2: float) -> float:
-    """2v = 2σ²d/(T−d−1), ToEdit Thm 2 Eq. 6 (fails in the paper's own model, theory.md §2.6)."""
+    """2v = 2σ²d/(T−d−1), ToEdit Thm 2 Eq. 6 (fails in the paper's own model, theory/toedit_audit.md §4)."""
     return 2 * ols_error(sigma2, d, T)
 
 
 def geometric_bound(d: int, T: int, sigma2: float, k1: int, eta: float) -> float:
-    """v·(1 + (k1/T)/(1−η)), ToEdit Thm 2 Eq. 42 with edit counts shrinking by η (theory.md §2.6)."""
+    """v·(1 + (k1/T)/(1−η)), ToEdit Thm 2 Eq. 42 with edit counts shrinking by η (theory/toedit_audit.md §1)."""
     if not (np.isscalar(eta) and 0 < eta < 1):
         raise ValueError(f"eta={eta!r} must be in (0, 1) for the geometric bound")
     return ols_error(sigma2, d, T) * (1 + (_check_k(k1, T) / T) / (1 - eta))
@@ -128,7 +128,7 @@ def geometric_bound(d: int, T: int, sigma2: float, k1: int, eta: float) -> float
 
 
 def one_edit_exact(d: int, T: int, k: int, sigma2: float) -> float:
-    """E_test after one edit of a uniformly random k-row set (theory.md §2.6 [D]):
+    """E_test after one edit of a uniformly random k-row set (derived in theory/toedit_audit.md §3):
     v·[1 + k/T + k(T−k)(T−d)/(T(T−1)(T+2))]."""
     k = _check_k(k, T)
     return ols_error(sigma2, d, T) * (1 + k / T + k * (T - k) * (T - d) / (T * (T - 1) * (T + 2)))
@@ -137,7 +137,7 @@ def one_edit_exact(d: int, T: int, k: int, sigma2: float) -> float:
 def masked_curve(G, X_NxTxD, cov, sigma2, masks_NxGxT, base):
     """Per-design errors N×(G+1), exact in the noise given X and the masks; r := Ỹ − Xw*,
     C = E[r rᵀ], C_0 = σ²I, Q = I − P, E_test = tr(Σ A C Aᵀ).
-    previous:  C' = B C Bᵀ + σ² M,  B = I − M Q                          (theory.md §2.6)
+    previous:  C' = B C Bᵀ + σ² M,  B = I − M Q   (theory/toedit_audit.md §3)
     original:  r' = M P r + M E' + (I−M) r_0, with K := E[r r_0ᵀ] (K_0 = σ²I):
                C' = M PCP M + σ² I + M P K (I−M) + (I−M) Kᵀ P M,  K' = M P K + σ²(I−M)."""
     A, _ = ols_operators(X_NxTxD)
@@ -166,7 +166,7 @@ def masked_curve(G, X_NxTxD, cov, sigma2, masks_NxGxT, base):
 
 
 def bernoulli_previous_curve(G, X_NxTxD, cov, sigma2, q):
-    """Mask-averaged recursion for i.i.d. Bernoulli(q) edits, base="previous" (theory.md §2.6):
+    """Mask-averaged recursion for i.i.d. Bernoulli(q) edits, base="previous" (theory/toedit_audit.md §3):
     C' = C − q(QC + CQ) + q² QCQ + q(1−q) Diag(QCQ) + qσ² I."""
     A, _ = ols_operators(X_NxTxD)
     At = np.swapaxes(A, 1, 2)
@@ -200,8 +200,8 @@ def exact_curve(
     cov=None,
 ):
     """Expected test error of the ToEdit model, g = 0..G, exact in the noise, averaged over
-    sampled X ~ N(0, cov) rows and masks (theory.md §2.6 recursion; base="original" derived
-    here, see ``masked_curve``).  bernoulli uses the exact mask-averaged recursions (previous:
+    sampled X ~ N(0, cov) rows and masks (theory/toedit_audit.md §3 recursion; base="original" derived
+    in theory/derivations.md §9, see ``masked_curve``).  bernoulli uses the exact mask-averaged recursions (previous:
     ``bernoulli_previous_curve``; original: ``averaged_mask_curve`` with E m_i m_j = q²,
     E m_i = q); disjoint/fixed/full sample masks with ``edit_masks``.  Returns (mean, se)."""
     G = _check_G(G)
@@ -226,7 +226,8 @@ def exact_curve(
 
 def fixed_mask_limit(d: int, T: int, k: int, sigma2: float, n_designs: int = 2000, rng=None, cov=None):
     """lim_g E_test for the fixed schedule (k edited rows, T−k real rows R kept), Theorem M2 of
-    theory.md §2.5:  Cov(e_∞) = σ²[(X_RᵀX_R)⁻¹ + Σ_j B^j G⁻¹X_SᵀX_S G⁻¹ (B^j)ᵀ], B = G⁻¹X_SᵀX_S.
+    theory/derivations.md §8c:
+        Cov(e_∞) = σ²[(X_RᵀX_R)⁻¹ + Σ_j B^j G⁻¹X_SᵀX_S G⁻¹ (B^j)ᵀ],  B = G⁻¹X_SᵀX_S.
     With B̃ = G^{-1/2} X_SᵀX_S G^{-1/2} = U diag(λ) Uᵀ the series is
     G^{-1/2} U diag(λ/(1−λ²)) Uᵀ G^{-1/2}.  Needs T−k ≥ d (else the error grows without bound:
     returns inf); the mean is finite for T−k ≥ d+2.  Returns (mean, se) over sampled X."""

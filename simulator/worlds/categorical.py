@@ -1,6 +1,6 @@
 """Categorical world: refit empirical frequencies to samples of the previous fit
 (Shumailov et al. 2024, "discrete distributions with exact approximation"; Kazdan et al.
-2024, arXiv 2410.16713, ``fit_discrete_distributions``; theory.md §4.1).
+2024, arXiv 2410.16713, ``fit_discrete_distributions``; theory/derivations.md §14).
 
 Truth: a distribution p* over V outcomes, ``uniform``, ``zipf`` (p_k ∝ k^-zipf_s,
 k = 1..V) or ``given`` (``probs``, positive, summing to 1).  One row is one

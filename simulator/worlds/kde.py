@@ -1,5 +1,5 @@
 """Kernel-density world: the model is a Gaussian KDE of its training points (Kazdan et al.
-2024, arXiv 2410.16713, KDE setting; theory.md §3.4).
+2024, arXiv 2410.16713, KDE setting; theory/derivations.md §13).
 
 Truth: the mixture of ``gmm.true_mixture`` (``true_K`` isotropic components of
 sd ``spread``; the default true_K = 1 is N(0, spread² I)).  One row is one
@@ -29,7 +29,7 @@ Metrics:
   is the NLL minus the truth's entropy estimated on the same points, so it is
   a distance: 0 only at p̂ = p*);
 - ``test_nll`` = −mean_t log p̂(x_t);
-- ``var`` = s2, the biased sample variance of the kept points (theory.md §3.4:
+- ``var`` = s2, the biased sample variance of the kept points (theory/derivations.md §13:
   E s2_{g+1} = (1 − 1/M)(E s2_g + d h²) → (M−1) d h² under replace);
 - ``kde_var`` = s2 + d h², the variance of the KDE itself;
 - ``mean_error`` = ||mean − μ*||² with μ* the true mean.

@@ -169,7 +169,7 @@ def _pick_top_k(gumbel_xK, logprobs_xV, beta):
 
 def draw_top_k(key, logprobs_xV, top_k: int, beta):
     """One draw per row from softmax(top-k log-probabilities / beta) (ToEdit's
-    resampling distribution, theory.md §4.2): never a token outside the top k."""
+    resampling distribution, theory/derivations.md §15): never a token outside the top k."""
     return _pick_top_k(jax.random.gumbel(key, logprobs_xV.shape[:-1] + (top_k,), jnp.float32), logprobs_xV, beta)
 
 
@@ -365,7 +365,7 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         return out
 
     def edit(key, truth, prior_params, rows_in, eligible):
-        """ToEdit (Zhu et al. 2024, Alg. 1; theory.md §4.2) on every eligible block.
+        """ToEdit (Zhu et al. 2024, arXiv 2412.14689, Alg. 1; theory/derivations.md §15) on every eligible block.
 
         Position 0 of a block is context only: never scored, edited or deleted.
         The selection uses the prior's token probabilities; the prior's whole

@@ -87,7 +87,7 @@ def test_heterozygosity_curve_convention():
 
 
 def test_documented_numbers():
-    np.testing.assert_allclose(tc.loss_probability(0.0005, 1000), 0.606, atol=5e-4)  # theory.md §4.1
+    np.testing.assert_allclose(tc.loss_probability(0.0005, 1000), 0.606, atol=5e-4)  # theory/derivations.md §14
     np.testing.assert_allclose(tc.absorption_time_wright_fisher(tc.uniform_distribution(6), 100), 182.3, atol=0.05)
     np.testing.assert_allclose(tc.absorption_time_wright_fisher(tc.uniform_distribution(6), 1000), 1823.2, atol=0.05)
 

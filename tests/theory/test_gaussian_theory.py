@@ -95,15 +95,15 @@ def test_replace_1d_median_matches_mc(chain_1d):
     assert np.all(np.abs(below_G - 0.5) <= 4 * 0.5 / np.sqrt(var_SxG.shape[0])), below_G
 
 
-def test_unbiased_closed_forms_in_theory_md():
-    """theory.md §3.1 (M = 20, n = 10 fits, i.e. g = 9), unbiased estimators."""
+def test_unbiased_closed_forms_documented():
+    """theory/derivations.md §10 (M = 20, g = 9, i.e. 10 fits), unbiased estimators."""
     kw = dict(estimator="unbiased")
     np.testing.assert_allclose(tg.replace_mean_sq_error(20, 9, **kw)[-1], 0.5)
     np.testing.assert_allclose(tg.replace_trace_ratio(20, 9, **kw), 1.0)
     np.testing.assert_allclose(tg.replace_std_mean(20, 9, **kw)[-1], 0.8768, atol=1e-4)
     np.testing.assert_allclose(tg.replace_var_median(20, 9, **kw)[-1], 0.596, atol=1e-3)
     np.testing.assert_allclose(tg.replace_sample_variance(20, 9, **kw), 1 + np.arange(1, 11) / 20)
-    # 0.5 + 2 (1 - 0.87676); theory.md prints 0.7447, an arithmetic slip (its MC, 0.7449, is 1.5 SE off).
+    # E W2^2 = 0.5 + 2 (1 - 0.87676) = 0.74647 (theory/derivations.md §10).
     np.testing.assert_allclose(tg.replace_w2sq(20, 9, **kw)[-1], 0.74647, atol=1e-5)
 
 
@@ -142,8 +142,8 @@ def test_replace_ddim_matches_mc(estimator):
     assert_mc_close((mu_SxGxD**2).sum(-1), tg.replace_mean_sq_error(sizes, trace=tr0, **kw))
 
 
-def test_mle_closed_forms_in_theory_md():
-    """theory.md §3.2: d = 3, n = 10, t = 6 fits (g = 5)."""
+def test_mle_closed_forms_documented():
+    """theory/derivations.md §10: d = 3, M = 10, g = 5 (6 fits)."""
     np.testing.assert_allclose(tg.replace_trace_ratio(10, 5, estimator="mle")[-1], 0.9**6)
     np.testing.assert_allclose(tg.replace_logdet_change(10, 5, d=3, estimator="mle")[-1], -6.4810, atol=1e-4)
     np.testing.assert_allclose(tg.replace_mean_sq_error(10, 5, trace=3.0, estimator="mle"),
@@ -170,7 +170,7 @@ def test_accumulate_approx_and_bound_order():
         assert np.all(approx < tg.accumulate_mean_sq_error_bound(20))
     np.testing.assert_allclose(tg.accumulate_mean_sq_error_approx(20, 29, trace=3.0),
                                3.0 / 20 * np.cumsum(1.0 / np.arange(1, 31) ** 2))
-    # theory.md §3.2 1-D MC at t = 30 fits: 0.0792 (ours 0.0787), variance ~ 0.92
+    # theory/derivations.md §11, 1-D, g = 29: exact 0.0787 (frozen covariance 0.0806), trace ratio 0.92
     np.testing.assert_allclose(tg.accumulate_mean_sq_error(20, 29, estimator="mle")[-1], 0.0787, atol=2e-4)
     np.testing.assert_allclose(tg.accumulate_trace_ratio(20, 29, estimator="mle")[-1], 0.92, atol=5e-3)
     # generation 0 is the real-only fit under both regimes

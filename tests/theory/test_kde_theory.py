@@ -56,7 +56,7 @@ def test_kde_replace_2d_varying_n_matches_mc():
 def test_kde_limit_and_closed_form():
     n, h = 20, 0.5
     limit = tk.kde_variance_limit(n, h=h)
-    np.testing.assert_allclose(limit, 4.75)  # theory.md §3.4: (n-1) h^2
+    np.testing.assert_allclose(limit, 4.75)  # theory/derivations.md §13: (n-1) h^2
     for s2_0 in (0.0, 8.31, 100.0):  # the limit does not depend on the data
         curve = tk.kde_variance_curve(s2_0, n, 400, h=h)
         np.testing.assert_allclose(curve, limit + (s2_0 - limit) * (1 - 1 / n) ** np.arange(401), rtol=1e-12)

@@ -231,7 +231,7 @@ def test_mix_fixed_design_end_points_and_M1_overestimate():
         np.testing.assert_allclose(none_real, th.replace_curve(4, d, T, 1.0), rtol=1e-9)
         all_real, _ = th.mix_fixed_design_curve(4, d, T, 1.0, 1.0, source, resample, 500, rng)
         np.testing.assert_allclose(all_real, v, rtol=1e-9)
-    # theory.md §2.5: M1 overestimates the fixed-design fresh-real mix (+75% at d=5, T=9, fit 10)
+    # theory/derivations.md §8(a): M1 overestimates the fixed-design fresh-real mix (+75% at d=5, T=9, g=9)
     fixed, fixed_se = th.mix_fixed_design_curve(9, d, T, 0.2, 1.0, "fresh", True, 3000, rng)
     assert th.mix_fresh_curve(9, d, T, 0.2, 1.0)[-1] > fixed[-1] + 4 * fixed_se[-1]
 

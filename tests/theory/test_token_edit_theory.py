@@ -1,5 +1,5 @@
 """theory/token_edit.py against an independent brute-force Monte Carlo of the ToEdit model,
-the identities it must satisfy, and the table of theory.md §2.6.
+the identities it must satisfy, and the reference table of theory/derivations.md §9.
 
 The MC below builds its own masks (not with ``edit_masks``), simulates the labels
 Ỹ_{g+1} = M(Xŵ_g + E) + (I−M) Base and refits OLS; tolerances are 4 combined SEs.
@@ -210,11 +210,11 @@ def test_fixed_mask_limit():
     assert te.fixed_mask_limit(d, T, T - d + 1, 1.0, 10, 0)[0] == math.inf
 
 
-# --------------------------------------------------------------------------- theory.md §2.6 table
+# --------------------------------------------------------------------------- reference table, theory/derivations.md §9
 
 
 V_TABLE = [
-    # theory.md §2.6 "Numbers in units of v (T = 40, d = 10)": (schedule, params, {n: value})
+    # theory/derivations.md §9, independent Monte Carlo in units of v (T = 40, d = 10): (schedule, params, {n: value})
     ("full", {}, {1: 2.00, 2: 3.00, 4: 5.00, 8: 9.00}),
     ("disjoint", dict(k=20, eta=0.5), {1: 1.67, 2: 2.14, 4: 2.54}),
     ("disjoint", dict(k=10, eta=1.0), {1: 1.38, 2: 1.82, 4: 2.85}),
