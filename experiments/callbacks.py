@@ -3,7 +3,8 @@
 Figures are drawn from the files a run wrote, never by the simulation code;
 this callback only calls the figure scripts on the finished output.  A single
 run's figure goes into its own folder; a sweep's figure combines the runs that
-this sweep wrote and goes to ``<sweep dir>/figures/<overrides>/``.
+this sweep wrote and goes to ``<sweep dir>/figures/<overrides>/`` (figures/render.py picks
+the figures; runs that differ in swept parameters get figures/sweep.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ class RenderFigures(Callback):
             return
         from collapse_sim.figures.render import render_runs
 
-        for out in render_runs(runs, out_dir):
+        try:
+            outs = render_runs(runs, out_dir)
+        except (ValueError, OSError) as e:  # the results are saved; only the figure is missing
+            print(f"[collapse-sim] no figure drawn ({e}); the results are saved: "
+                  f"python -m collapse_sim.figures.render PATH redraws them", flush=True)
+            return
+        for out in outs:
             print(f"[collapse-sim] figure: {out}", flush=True)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -23,7 +23,10 @@ def main(plot, doc: str, missing: str, argv=None, **options) -> None:
         run_dirs = [r for p in args.paths for r in results.find_runs(p)]
     except FileNotFoundError as e:
         parser.error(str(e))
-    paths = plot(run_dirs, args.out or args.paths[0], **{name: getattr(args, name) for name in options})
+    try:
+        paths = plot(run_dirs, args.out or args.paths[0], **{name: getattr(args, name) for name in options})
+    except ValueError as e:  # a request the runs cannot answer (e.g. a record they lack)
+        parser.error(str(e))
     if not paths:
         parser.error(f"no {missing} under {' '.join(args.paths)}")
     for p in paths:

@@ -73,7 +73,7 @@ def plot(run_dirs, out_dir) -> list[Path]:
                        label=f"{bands.describe(err.shape[0])} (shaded)" if first.pop("band", False) else None)
             if "theory/prediction" in rec:
                 p = rec["theory/prediction"] / scale
-                ax.plot(g, p, color=st["color"], linestyle="-", linewidth=3.2, alpha=0.3, solid_capstyle="butt", zorder=2,
+                ax.plot(g, p, color=st["color"], linestyle="-", linewidth=3.6, alpha=0.35, solid_capstyle="butt", zorder=2,
                         label="theory (exact): broad pale line, in the regime's colour" if first.pop("exact", False) else None)
                 if "theory/prediction_se" in rec and _designs(meta) >= 2:
                     s = bands.se_interval(rec["theory/prediction_se"], _designs(meta)) / scale

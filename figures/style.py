@@ -47,20 +47,23 @@ SEQUENTIAL = "viridis"  # one numeric parameter as colour (figures/sweep.py), wi
 
 
 def integer_generations(*axes) -> None:
-    """Generations are whole numbers: ticks only there (x axis)."""
+    """Generations are whole numbers: ticks only there (x axis), as many as the axis has room for."""
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True, steps=[1, 2, 2.5, 5, 10]))
 
 
 def band(ax, x, mean, half, color, log: bool = False, alpha: float = 0.18, **kwargs):
-    """Shade mean ± half (figures/bands.py).  On a log axis the lower edge is clipped to the
-    smallest positive float, so an interval reaching 0 runs to the bottom of the axis instead of
-    leaving a gap."""
-    lo, hi = np.asarray(mean) - half, np.asarray(mean) + half
+    """Shade mean ± half (figures/bands.py).  On a log axis the lower edge is clipped to a
+    thousandth of the smallest positive mean, so an interval reaching 0 runs below the axis
+    instead of leaving a gap (a log axis has no 0)."""
+    mean = np.asarray(mean, float)
+    lo, hi = mean - half, mean + half
     if log:
-        lo = np.maximum(lo, np.finfo(float).tiny)
+        positive = mean[np.isfinite(mean) & (mean > 0)]
+        floor = 1e-3 * positive.min() if positive.size else 1e-300
+        lo = np.where(np.isfinite(lo), np.maximum(lo, floor), lo)
     return ax.fill_between(x, lo, hi, color=color, alpha=alpha, linewidth=0, **kwargs)
 
 

@@ -123,6 +123,7 @@ def _sort_values(values):
 
 
 def _metric(world: str, runs, metric: str | None):
+    """(record, theory curve name or None, axis label, y scale, unit or None) to draw."""
     if metric is None:
         name, theory, label, scale, unit = METRICS.get(world, (None, None, None, "linear", None))
         if name is None or any(name not in rec for rec, _ in runs):
@@ -132,8 +133,7 @@ def _metric(world: str, runs, metric: str | None):
                 raise ValueError(f"the {world} runs share no per-generation record to draw")
             name, theory, label, scale, unit = sorted(common)[0], None, None, "linear", None
     else:
-        missing = [str(d) for d, (rec, _) in zip(range(len(runs)), runs) if metric not in rec]
-        if missing:
+        if any(metric not in rec for rec, _ in runs):
             have = sorted(k for k in runs[0][0] if runs[0][0][k].ndim == 2 and not k.startswith("theory/"))
             raise ValueError(f"--metric {metric}: not recorded by every {world} run; records: {', '.join(have)}")
         name = metric
@@ -277,12 +277,16 @@ def _plot_world(world, runs, out_dir, stem, metric) -> list[Path]:
                 i, j = ys.index(f[fy]), xs.index(f[colour])
                 Z[i, j] = m
                 Zt[i, j] = np.nan if t is None else t
-            znorm = colors.LogNorm() if scale == "log" and np.nanmin(Z) > 0 else None
+            lo, hi = np.nanmin(Z), np.nanmax(Z)
+            logz = lo > 0 and (scale == "log" or hi / lo >= 5)  # a wide range: log colours
+            znorm = colors.LogNorm(lo, hi) if logz else None
             mesh = ax.pcolormesh(np.arange(len(xs) + 1) - 0.5, np.arange(len(ys) + 1) - 0.5,
                                  np.ma.masked_invalid(Z), cmap=style.SEQUENTIAL, norm=znorm, shading="flat")
             right.colorbar(mesh, ax=ax, label=f"{ylabel}{yunit}, {last}")
             if np.isfinite(Zt).all() and min(Zt.shape) >= 2:
-                cs = ax.contour(np.arange(len(xs)), np.arange(len(ys)), Zt, levels=6, colors="white",
+                tlo, thi = np.min(Zt), np.max(Zt)
+                levels = np.geomspace(tlo, thi, 7)[1:-1] if logz and tlo > 0 else np.linspace(tlo, thi, 7)[1:-1]
+                cs = ax.contour(np.arange(len(xs)), np.arange(len(ys)), Zt, levels=levels, colors="white",
                                 linewidths=0.8, linestyles="--")
                 ax.clabel(cs, fmt="%.3g", fontsize=6.5)
                 ax.set_title("mean over seeds; dashed contours: theory", fontsize=8)

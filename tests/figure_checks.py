@@ -259,6 +259,9 @@ def layout_problems(fig, renderer) -> list[str]:
         for n2, b2, _ in ticks:
             if _overlap(b1, b2):
                 out.append(f"{n1} overlaps {n2}")
+    for (n1, b1, a1), (n2, b2, a2) in itertools.combinations(ticks, 2):
+        if _overlap(b1, b2):
+            out.append(f"{n1} overlaps {n2}")
     for leg, bb in legends:
         parent = leg.axes
         if parent is None:  # a figure legend: outside every panel
