@@ -92,7 +92,11 @@ def main(argv=None) -> None:
     if not runs:
         print(f"{prog}: error: no runs under {path} (a run folder holds {results.RECORDS})", file=sys.stderr)
         sys.exit(2)
-    outs = render_runs(runs, args.out or path)
+    try:
+        outs = render_runs(runs, args.out or path)
+    except ValueError as e:  # a damaged result file (results.CorruptFile), a record a figure needs
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
     if not outs:
         worlds = sorted({results.load(r)[1]["config"]["world"]["name"] for r in runs})
         print(f"{prog}: error: no figure applies to the {len(runs)} run(s) under {path} (worlds: {', '.join(worlds)})",

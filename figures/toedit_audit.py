@@ -52,7 +52,7 @@ def schedule_label(regime: dict) -> str:
 
 
 def _source(regime: dict) -> str:
-    """The data a round edits (``edit_source``; saved results before it was named: ``base``)."""
+    """The data a round edits: ``edit_source`` (``base`` in results.json of earlier versions)."""
     return regime.get("edit_source", regime.get("base", "previous"))
 
 

@@ -25,6 +25,12 @@ Metrics:
 - ``tail_lost``: Σ p*_k over the tail outcomes with p̂_k = 0 (true tail mass
   lost); ``lost_mass``: the same over all outcomes;
 - ``probs`` (V,) when ``record_probs``: the fitted distribution.
+
+Sampling temperature τ (``temperature``): synthetic rows are drawn from
+normalise(p̂^{1/τ}) (τ < 1 sharpens towards the argmax, τ > 1 flattens towards
+uniform on the support; theory/temperature.py ``tempered``); real rows are never
+tempered, and τ = 1 draws exactly what an untempered world draws.  For curation a
+row's point is its outcome's index k (one coordinate).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
-from collapse_sim.simulator.world import World
+from collapse_sim.simulator.world import World, check_temperature
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
 DISTS = ("uniform", "zipf", "given")
@@ -48,7 +54,8 @@ DISTS = ("uniform", "zipf", "given")
 class CategoricalConfig:
     """V outcomes; truth dist uniform|zipf (exponent zipf_s)|given (probs); M
     samples per generation (or M_schedule); additive smoothing; tail_quantile
-    defines the tail; record_probs records p̂ (V,) every generation."""
+    defines the tail; record_probs records p̂ (V,) every generation; temperature:
+    τ of the synthetic draws normalise(p̂^{1/τ}), a finite number > 0."""
 
     name: str = "categorical"
     V: int = 6
@@ -60,9 +67,11 @@ class CategoricalConfig:
     smoothing: float = 0.0
     tail_quantile: float = 0.5
     record_probs: bool = False
+    temperature: float = 1.0
 
     def __post_init__(self):
         validate(self)
+        check_temperature(self.temperature)
 
 
 def validate(cfg: CategoricalConfig) -> None:
@@ -135,8 +144,19 @@ def make_world(cfg: CategoricalConfig) -> World:
     def real(key, truth, g):
         return draw(key, truth["p"], g)
 
+    tau = float(cfg.temperature)
+
+    def tempered(p_V):
+        """normalise(p^{1/τ}), in log space; outcomes of probability 0 stay at 0."""
+        logp_V = jnp.where(p_V > 0, jnp.log(jnp.where(p_V > 0, p_V, 1.0)) / tau, -jnp.inf)
+        q_V = jnp.exp(logp_V - jnp.max(logp_V))
+        return q_V / jnp.sum(q_V)
+
     def sample(key, truth, params, g):
-        return draw(key, params["p"], g)
+        return draw(key, params["p"] if tau == 1.0 else tempered(params["p"]), g)
+
+    def point(rows):
+        return rows["x"][:, None].astype(dtype)
 
     def fit(key, rows, base):
         counts_V = jnp.zeros((V,), dtype).at[rows["x"]].add(rows["weight"])
@@ -162,7 +182,7 @@ def make_world(cfg: CategoricalConfig) -> World:
             out["probs"] = p
         return out
 
-    return World("categorical", n_rows, init, real, fit, sample, evaluate)
+    return World("categorical", n_rows, init, real, fit, sample, evaluate, point=point)
 
 
 Config = CategoricalConfig

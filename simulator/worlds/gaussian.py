@@ -20,7 +20,14 @@ Metrics (against the truth, i.e. the data of generation 0; Kazdan's Σ_0):
 - ``var`` = tr Σ̂ / d and ``std`` = √var (in 1-D: σ̂² and σ̂);
 - ``tail_share``: mass of the fit beyond k true standard deviations, averaged
   over coordinates, mean_j P(|x_j − μ*_j| > k σ*_j) under the fitted marginal
-  N(μ̂_j, Σ̂_jj) (exact; the truth has 2Φ(−k)).
+  N(μ̂_j, Σ̂_jj) (exact; the truth has 2Φ(−k));
+- ``trace_cov`` = tr Σ̂ (the diversity a curated loop loses) and ``mean`` = the
+  average coordinate of μ̂ (in 1-D: μ̂).
+
+Sampling temperature τ (``temperature``): synthetic rows are drawn from N(μ̂, τ²Σ̂)
+(τ < 1 the quality-biased sampling of Alemohammad et al., arXiv 2307.01850; τ > 1
+the flattening of Marchi et al., arXiv 2404.02325; theory/temperature.py); real rows
+are never tempered, and τ = 1 draws exactly what an untempered world draws.
 
 Numerical range: under replace the fitted covariance shrinks unevenly, its
 condition number growing geometrically in g, the faster the smaller M − d is
@@ -43,7 +50,7 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 from collapse_sim.simulator import linalg
-from collapse_sim.simulator.world import World
+from collapse_sim.simulator.world import World, check_temperature
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
 ESTIMATORS = ("unbiased", "mle")
@@ -56,7 +63,8 @@ COND_TOL = 1e-2  # largest d^power · eps a precision is asked to resolve
 class GaussianConfig:
     """d dimensions; M samples per generation (or M_schedule, see ``sample_sizes``);
     estimator unbiased|mle; truth N(0, sigma² diag(spectrum)); tail_k: the k of
-    the tail share."""
+    the tail share; temperature: τ of the synthetic draws N(μ̂, τ²Σ̂), a finite
+    number > 0."""
 
     name: str = "gaussian"
     d: int = 1
@@ -67,9 +75,11 @@ class GaussianConfig:
     spectrum: str = "isotropic"
     power: float = 1.0
     tail_k: float = 2.0
+    temperature: float = 1.0
 
     def __post_init__(self):
         validate(self)
+        check_temperature(self.temperature)
 
 
 def validate(cfg: GaussianConfig) -> None:
@@ -156,6 +166,7 @@ def make_world(cfg: GaussianConfig) -> World:
     unbiased = cfg.estimator == "unbiased"
     cov_star_D = jnp.asarray(true_covariance_diag(cfg), dtype)
     k = cfg.tail_k
+    tau = float(cfg.temperature)
     tiny = jnp.finfo(dtype).tiny
 
     def draw(key, mu_D, root_DxD, g):
@@ -169,7 +180,15 @@ def make_world(cfg: GaussianConfig) -> World:
         return draw(key, truth["mu"], jnp.diag(jnp.sqrt(truth["cov_diag"])), g)
 
     def sample(key, truth, params, g):
-        return draw(key, params["mu"], psd_sqrt(params["cov"]), g)
+        root = psd_sqrt(params["cov"])
+        return draw(key, params["mu"], root if tau == 1.0 else tau * root, g)
+
+    def point(rows):
+        return rows["x"]
+
+    def average(w, a, b):
+        """The model w·a + (1−w)·b: mean and covariance averaged (regime weighted)."""
+        return {"mu": w * a["mu"] + (1 - w) * b["mu"], "cov": w * a["cov"] + (1 - w) * b["cov"]}
 
     def fit(key, rows, base):
         w_N, x_NxD = rows["weight"], rows["x"]
@@ -197,9 +216,11 @@ def make_world(cfg: GaussianConfig) -> World:
             "var": var,
             "std": jnp.sqrt(var),
             "tail_share": jnp.mean(tail_D),
+            "trace_cov": jnp.trace(cov_DxD),
+            "mean": jnp.mean(mu_D),
         }
 
-    return World("gaussian", n_rows, init, real, fit, sample, evaluate)
+    return World("gaussian", n_rows, init, real, fit, sample, evaluate, point=point, average=average)
 
 
 Config = GaussianConfig

@@ -40,6 +40,9 @@ Metrics:
   mean, estimated with ``tail_points`` fixed standard-normal draws per component
   (the same draws in every generation and seed, so changes are not MC noise);
 - ``loglik``: mean log-likelihood of the training rows under the fit;
+- ``minority_weight``: the fitted weight of the components whose mean lies nearest
+  the true mode of smallest weight (the first of several; with equal true weights,
+  mode 0): the share of the minority mode a curated loop can lose;
 - ``weights`` (K,), ``means`` (K, D), ``covs`` (K, D, D) when ``record_params``:
   the fitted model, for density snapshots (component order is arbitrary).
 """
@@ -304,6 +307,7 @@ def make_world(cfg: GMMConfig) -> World:
     )
     z_TxD = jnp.asarray(np.random.default_rng(0).standard_normal((cfg.tail_points, d)), dtype)
     reg = cfg.reg
+    minority = int(np.argmin(w_star))
 
     def draw(key, w_K, mu_KxD, root_KxDxD, g):
         k_c, k_z = jax.random.split(key)
@@ -325,6 +329,13 @@ def make_world(cfg: GMMConfig) -> World:
 
     def sample(key, truth, params, g):
         return draw(key, params["weights"], params["means"], roots(params["covs"]), g)
+
+    def point(rows):
+        return rows["x"]
+
+    def minority_weight(w_K, mu_KxD, true_mu_JxD):
+        nearest_K = jnp.argmin(jnp.sum((mu_KxD[:, None] - true_mu_JxD[None]) ** 2, -1), axis=1)
+        return jnp.sum(jnp.where(nearest_K == minority, w_K, 0.0))
 
     def fit(key, rows, base):
         x_NxD, w_N = rows["x"], rows["weight"]
@@ -349,12 +360,13 @@ def make_world(cfg: GMMConfig) -> World:
             "loglik": params["loglik"],
             "em_empty": params["em_empty"],
             "em_singular": params["em_singular"],
+            "minority_weight": minority_weight(w_K, mu_KxD, truth["means"]),
         }
         if cfg.record_params:
             out.update(weights=w_K, means=mu_KxD, covs=cov_KxDxD)
         return out
 
-    return World("gmm", n_rows, init, real, fit, sample, evaluate)
+    return World("gmm", n_rows, init, real, fit, sample, evaluate, point=point)
 
 
 Config = GMMConfig

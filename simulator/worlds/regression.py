@@ -12,6 +12,18 @@ Fit: weighted ridge, ŵ = (XᵀWX + λ n I)⁻¹ XᵀW y with n = Σ weights (λ
 OLS).  Test error is exact, E_test(ŵ) = (ŵ − w*)ᵀ Σ (ŵ − w*), the excess risk of
 all three papers.
 
+Strong model collapse (Dohmatob, Feng, Subramonian & Kempe, arXiv 2410.04840): with
+``shift_share`` p₂ > 0 the real data is a mixture, its first n₂ = round(p₂ T) rows
+labelled y = xᵀ(w* + δ) + ε and the rest y = xᵀw* + ε, with δ of norm
+√(δᵀΣδ) = ``shift_norm`` in a direction drawn per seed; the test error stays the
+real task's, against w*.  With ``run.n_generations=0`` a run is the single fit whose
+exact expected error is ``theory/strong_collapse.py`` ``mixture_error``.
+
+Curation hooks (``simulator/curation.py``): ``verify`` is the verifier of Yi, Liu,
+Cheng & Xu (arXiv 2510.16657): keep a row when |y − xᵀθ_v| ≤ γ‖x‖ + √(2/π)σ, with
+the biased belief θ_v = w* + bias·u, u = (1, ..., 1)/√d (``regime.curation.bias``,
+``gamma``); ``average`` (regime ``weighted``) averages the OLS weights.
+
 Numerics.  Σ is known and diagonal, so the fit works in the whitened basis
 x̃ = x Σ^{-1/2}, where the Gram matrix G̃ = X̃ᵀWX̃ of Gaussian rows is as well
 conditioned as an isotropic one whatever the spectrum: ŵ = Σ^{-1/2} w̃ with
@@ -51,7 +63,9 @@ COND_TOL = 1e-2  # a fit whose Gram condition number times eps exceeds this stop
 @dataclasses.dataclass
 class RegressionConfig:
     """d features, T rows per training set, label noise standard deviation sigma,
-    ridge penalty (0 = OLS), design fixed|fresh, spectrum isotropic|power_law."""
+    ridge penalty (0 = OLS), design fixed|fresh, spectrum isotropic|power_law;
+    shift_share, shift_norm: the share of real rows labelled by w* + δ and √(δᵀΣδ)
+    (strong model collapse; module docstring)."""
 
     name: str = "regression"
     d: int = 10
@@ -61,12 +75,23 @@ class RegressionConfig:
     design: str = "fixed"
     spectrum: str = "isotropic"
     power: float = 1.0
+    shift_share: float = 0.0
+    shift_norm: float = 1.0
 
     def __post_init__(self):
         validate(self)
 
 
+def _check_shift(cfg: RegressionConfig) -> None:
+    share, norm = cfg.shift_share, cfg.shift_norm
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not (math.isfinite(share) and 0 <= share <= 1):
+        raise ValueError(f"world.shift_share={share!r} is not allowed; allowed: a share of shifted real rows in [0, 1]")
+    if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not (math.isfinite(norm) and norm >= 0):
+        raise ValueError(f"world.shift_norm={norm!r} is not allowed; allowed: a finite number >= 0 (the shift's √(δᵀΣδ))")
+
+
 def validate(cfg: RegressionConfig) -> None:
+    _check_shift(cfg)
     if not (isinstance(cfg.d, int) and cfg.d >= 1):
         raise ValueError(f"world.d={cfg.d!r} must be a positive whole number of features")
     if not (isinstance(cfg.T, int) and cfg.T >= 1):
@@ -147,6 +172,10 @@ def make_world(cfg: RegressionConfig) -> World:
     isotropic = cfg.spectrum == "isotropic"
     inv_root = 1.0 / jnp.sqrt(lam)  # Σ^{-1/2}; exactly 1 when isotropic
     max_cond = COND_TOL / jnp.finfo(dtype).eps
+    n_shift = int(round(cfg.shift_share * T))
+    shifted = (jnp.arange(T) < n_shift).astype(dtype)
+    belief_u = jnp.ones((d,), dtype) / jnp.sqrt(d)
+    slack = math.sqrt(2 / math.pi) * sigma
 
     def features(key):
         return jax.random.normal(key, (T, d), dtype) * jnp.sqrt(lam)
@@ -157,7 +186,11 @@ def make_world(cfg: RegressionConfig) -> World:
     def init(key):
         k_w, k_x = jax.random.split(key)
         w_star = jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d)
-        return {"w_star": w_star, "x": features(k_x)}
+        if n_shift == 0:
+            return {"w_star": w_star, "x": features(k_x)}
+        u = jax.random.normal(jax.random.fold_in(key, 1), (d,), dtype)
+        delta = cfg.shift_norm * u / jnp.sqrt(jnp.sum(lam * u * u))  # δᵀΣδ = shift_norm²
+        return {"w_star": w_star, "x": features(k_x), "delta": delta}
 
     def table(x, y):
         return {"x": x, "y": y, "weight": jnp.ones((T,), dtype)}
@@ -170,7 +203,10 @@ def make_world(cfg: RegressionConfig) -> World:
         return table(x, labels(k_y, x, w))
 
     def real(key, truth, g):
-        return draw(key, truth, truth["w_star"])
+        rows = draw(key, truth, truth["w_star"])
+        if n_shift == 0:
+            return rows
+        return {**rows, "y": rows["y"] + shifted * (rows["x"] @ truth["delta"])}  # y = xᵀ(w* + δ) + ε
 
     def sample(key, truth, params, g):
         return draw(key, truth, params["w"])
@@ -222,5 +258,19 @@ def make_world(cfg: RegressionConfig) -> World:
             "gram_cond": params["gram_cond"],
         }
 
-    return World("regression", T, init, real, fit, sample, evaluate, edit)
+    def verify(truth, rows, rule):
+        """Yi et al. (arXiv 2510.16657): |y − xᵀθ_v| ≤ γ‖x‖ + √(2/π)σ, θ_v = w* + bias·u."""
+        theta_v = truth["w_star"] + rule.bias * belief_u
+        resid = jnp.abs(rows["y"] - rows["x"] @ theta_v)
+        return resid <= rule.gamma * jnp.sqrt(jnp.sum(rows["x"] ** 2, axis=-1)) + slack
+
+    def average(w, a, b):
+        """OLS weights w·a + (1−w)·b (regime weighted); the Gram diagnostics of the worse fit."""
+        out = {"w": w * a["w"] + (1 - w) * b["w"]}
+        for k in a:
+            if k != "w":
+                out[k] = jnp.minimum(a[k], b[k]) if k == "gram_min_eig" else jnp.maximum(a[k], b[k])
+        return out
+
+    return World("regression", T, init, real, fit, sample, evaluate, edit, verify=verify, average=average)
 Config = RegressionConfig

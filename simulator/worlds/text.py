@@ -30,6 +30,11 @@ models are measured on the same tokens.
   the n-gram diagnostics; ``train_loss`` (``record_train_loss``), the fitted
   model's mean NLL on its own weighted training set (nats per scored token), as
   in ToEdit's Fig. 7.
+- curation (``simulator/curation.py``): a block's ``score`` is its perplexity under
+  the generation-0 model (exp of its mean NLL over the scored positions), so
+  ``top_fraction`` with ``direction=-1`` keeps the proposed blocks of lowest
+  perplexity (the quality filter of Liu et al., arXiv 2404.07503) and the verifier's
+  window is a perplexity band.
 """
 
 from __future__ import annotations
@@ -348,6 +353,10 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         out = {"test_error": nll, "test_ppl": jnp.exp(nll), "test_bits_per_token": nll / jnp.log(2.0)}
         return out | ({"train_loss": params["train_loss"]} if cfg.record_train_loss else {})
 
+    def score(params0, rows_in):
+        """Each block's perplexity under the generation-0 model (the curation scorer)."""
+        return jnp.exp(-jnp.mean(lm.token_logprobs(params0["lm"], rows_in["tokens"]), axis=-1))
+
     def inspect(truth, params0, train):
         """Per-sequence perplexity under the generation-0 model (Shumailov et al.
         2024, Fig. 1) of the last ``inspect_blocks`` present rows of a training
@@ -420,4 +429,4 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         }
         return {**rows_in, "tokens": out}, stats
 
-    return World(name, rows, init, real, fit, sample, evaluate, edit, inspect)
+    return World(name, rows, init, real, fit, sample, evaluate, edit, inspect, score=score)
