@@ -143,14 +143,15 @@ def run_saved(config, out_dir) -> Path:
     cache = enable_compile_cache(getattr(run, "compile_cache", True), say)
     if run.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
-    world = make_world(config.world)
-    regime = make_regime(config.regime, world, run.n_generations)
     key = run_key(config)
     label = f"{config.world.name}/{config.regime.name}"
+    interrupts.running(label, out_dir, key)
+    world = make_world(config.world)
+    regime = make_regime(config.regime, world, run.n_generations)
     writer = jax.process_index() == 0  # one writer when a run spans several hosts
     _preflight(config, out_dir, writer)
-    with RunLock(out_dir, say) if writer else contextlib.nullcontext():
-        interrupts.running(label, out_dir, key)
+    with RunLock(out_dir, say) if writer else contextlib.nullcontext() as lock:
+        interrupts.holding(lock)
         for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:
             say(f"{out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
         try:

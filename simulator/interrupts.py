@@ -42,6 +42,11 @@ def running(label: str, out_dir, key: str) -> None:
     _current.update(label=label, out_dir=out_dir, key=key)
 
 
+def holding(lock) -> None:
+    """The run folder's lock, released (emptied) before an interrupt exits the process."""
+    _current["lock"] = lock
+
+
 def saved_message(label: str, out_dir, key: str, how: str = "interrupted") -> str:
     """One line: what the folder holds for this config, read from disk now."""
     from collapse_sim.simulator import checkpoint
@@ -53,6 +58,17 @@ def saved_message(label: str, out_dir, key: str, how: str = "interrupted") -> st
         return f"{label}: {how}; no generation of this run is saved yet in {out_dir}"
     return (f"{label}: {how}; generations 0..{g} are saved in {out_dir}; "
             f"run the same command to resume from generation {g}")
+
+
+def _say_once(message: str) -> None:
+    """The ``collapse_sim`` logger's terminal line, and the record in every log file, but not
+    again through a console handler that has not learnt to skip our records yet."""
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
+    for h in log.handlers:
+        h.handle(record)
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler) or not isinstance(h, logging.StreamHandler):
+            h.handle(record)
 
 
 def _flush_logs() -> None:
@@ -73,10 +89,13 @@ def _leave(signum: int) -> None:
             if _current:
                 message = saved_message(_current["label"], _current["out_dir"], _current["key"], how)
             else:
-                message = f"{how} before the run started; nothing was saved"
-            log.info(message)
+                message = f"{how} before the run started; nothing was written"
+            _say_once(message)
         except BaseException:
             pass
+        with contextlib.suppress(BaseException):
+            if _current.get("lock") is not None:
+                _current["lock"].release()
         _flush_logs()
         os._exit(code)
 
