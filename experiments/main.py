@@ -64,7 +64,7 @@ def _exit_cleanly_on_signals() -> None:
 
     def leave(signum, frame):
         how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
-        print(f"[collapse-sim] {how} before the run started; nothing was saved", file=sys.stderr, flush=True)
+        print(f"[collapse-sim] {how} before the run started; nothing was written", file=sys.stderr, flush=True)
         os._exit(128 + signum)
 
     for s in (signal.SIGINT, signal.SIGTERM):
