@@ -146,10 +146,10 @@ def run_saved(config, out_dir) -> Path:
     key = run_key(config)
     label = f"{config.world.name}/{config.regime.name}"
     interrupts.running(label, out_dir, key)
+    writer = jax.process_index() == 0  # one writer when a run spans several hosts
+    _preflight(config, out_dir, writer)  # before make_world, which allocates the world's arrays
     world = make_world(config.world)
     regime = make_regime(config.regime, world, run.n_generations)
-    writer = jax.process_index() == 0  # one writer when a run spans several hosts
-    _preflight(config, out_dir, writer)
     with RunLock(out_dir, say) if writer else contextlib.nullcontext() as lock:
         interrupts.holding(lock)
         for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:

@@ -4,6 +4,7 @@ every world config (NaN and infinity included)."""
 
 import dataclasses
 import math
+import os
 import subprocess
 import sys
 import warnings
@@ -181,3 +182,52 @@ def test_ordinary_settings_pass_in_both_precisions(check):
         warnings.simplefilter("error")
         check(np.float32)
         check(np.float64)
+
+
+# ----------------------------------------------------------------------------- corpus files
+
+def test_a_fifo_corpus_is_refused_without_blocking(tmp_path):
+    from collapse_sim.simulator.text.corpus import CorpusError, load_corpus
+
+    fifo = tmp_path / "corpus.txt"
+    os.mkfifo(fifo)  # no writer: a plain open() would wait forever
+    with pytest.raises(CorpusError, match=r"corpus path .*corpus.txt' is a FIFO; a corpus must be regular files"):
+        load_corpus(fifo)
+
+
+def test_a_device_corpus_is_refused():
+    from collapse_sim.simulator.text.corpus import CorpusError, load_corpus
+
+    with pytest.raises(CorpusError, match=r"corpus path '/dev/zero' is a character device"):
+        load_corpus("/dev/zero")
+
+
+def test_a_corpus_over_the_size_limit_is_refused_before_it_is_read(tmp_path):
+    from collapse_sim.simulator.text.corpus import CorpusError, load_corpus
+
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(513 * 2**20)  # sparse: takes no disk and is never read
+    with pytest.raises(CorpusError, match=r"is larger than the 512 MB a corpus may hold \(513 MB or more"):
+        load_corpus(big)
+
+
+def test_a_folder_or_gzip_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    import gzip
+
+    from collapse_sim.simulator.text import corpus
+
+    monkeypatch.setattr(corpus, "MAX_CORPUS_BYTES", 1000)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in "ab":
+        (folder / f"{name}.txt").write_text("x" * 600)  # each below the limit, together above
+    with pytest.raises(corpus.CorpusError, match=r"docs' is larger than the 1,000 bytes a corpus may hold \(1,200 bytes or more"):
+        corpus.load_corpus(folder)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b'{"title": "t", "text": "' + b"x" * 5000 + b'"}\n'))
+    with pytest.raises(corpus.CorpusError, match=r"bomb.jsonl.gz' is larger than"):
+        corpus.load_corpus(bomb)
+    ok = tmp_path / "ok.txt"
+    ok.write_text("small text\n")
+    assert corpus.load_corpus(ok)[0].text == "small text\n"

@@ -17,7 +17,12 @@ A user corpus is one of:
 
 User text is kept as it is, except that a UTF-8 byte-order mark is dropped
 and ``\\r\\n``/``\\r`` become ``\\n``.  A missing path, an empty corpus or
-text that is not UTF-8 raises :class:`CorpusError` naming the path.
+text that is not UTF-8 raises :class:`CorpusError` naming the path.  So do a
+path that is not a regular file (a FIFO, a device such as ``/dev/zero``, a
+socket) and a corpus of more than ``MAX_CORPUS_BYTES`` (512 MB, decompressed,
+summed over a folder's files): files are opened without blocking, checked with
+``fstat`` and read at most that far, so a corpus never hangs the run or fills
+its memory.
 
 Splits are by whole documents (never by tokens), so no document's text is in
 two splits; see :func:`split_documents` for the single-document exception.
@@ -27,9 +32,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import math
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -40,6 +47,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 CORPUS_FILE = "shakespeare.jsonl.gz"
 SHA_FILE = "shakespeare.sha256"
 SPLITS = ("train", "validation", "test")
+MAX_CORPUS_BYTES = 512 * 2**20  # 512 MB of text, decompressed, over all files of a corpus
 
 _ALLOWED = (
     "allowed: None (the shipped Shakespeare corpus), a UTF-8 text file (one document), "
@@ -90,7 +98,7 @@ def _load_shipped(data_dir: Path) -> list[Document]:
 def _parse_jsonl(blob: bytes, path: Path) -> list[Document]:
     if path.name.endswith(".gz"):
         try:
-            blob = gzip.decompress(blob)
+            blob = _gunzip(blob, path)
         except (OSError, EOFError) as err:
             raise CorpusError(
                 f"{str(path)!r}: not a readable gzip file ({err}); {_ALLOWED}"
@@ -125,8 +133,43 @@ def _decode(blob: bytes, path: Path) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _read_text(path: Path) -> str:
-    text = _decode(path.read_bytes(), path)
+def _read_bytes(path: Path, budget: int = MAX_CORPUS_BYTES, whole: Path | None = None) -> bytes:
+    """The bytes of a regular file of at most ``budget`` bytes; CorpusError otherwise.
+    Opened without blocking (a FIFO with no writer would block ``open``) and checked
+    with ``fstat`` before anything is read; reads stop one byte past the budget."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise CorpusError(f"cannot open corpus file {str(path)!r}: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+                    else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                    else "not a regular file")
+            raise CorpusError(f"corpus path {str(path)!r} is {kind}; a corpus must be regular files; {_ALLOWED}")
+        used = MAX_CORPUS_BYTES - budget  # by the folder's earlier files
+        if st.st_size > budget:
+            raise _too_big(whole or path, used + st.st_size)
+        blob = f.read(budget + 1)
+    if len(blob) > budget:
+        raise _too_big(whole or path, used + len(blob))
+    return blob
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def _too_big(path: Path, size: int) -> CorpusError:
+    return CorpusError(
+        f"corpus {str(path)!r} is larger than the {_size(MAX_CORPUS_BYTES)} a corpus may hold "
+        f"({_size(size)} or more, counted decompressed and over all its files); use a smaller corpus"
+    )
+
+
+def _read_text(path: Path, budget: int = MAX_CORPUS_BYTES, whole: Path | None = None) -> str:
+    text = _decode(_read_bytes(path, budget, whole), path)
     if not text.strip():
         raise CorpusError(f"corpus file {str(path)!r} is empty; {_ALLOWED}")
     return text
@@ -149,14 +192,26 @@ def load_corpus(path: str | os.PathLike | None = None) -> list[Document]:
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() == ".txt")
         if not files:
             raise CorpusError(f"corpus folder {str(p)!r} holds no .txt files; {_ALLOWED}")
-        docs = [Document(f.stem, _read_text(f)) for f in files]
+        docs, left = [], MAX_CORPUS_BYTES
+        for f in files:
+            docs.append(Document(f.stem, _read_text(f, left, whole=p)))
+            left -= len(docs[-1].text.encode("utf-8"))
     elif p.name.endswith((".jsonl", ".jsonl.gz")):
-        docs = _parse_jsonl(p.read_bytes(), p)
+        docs = _parse_jsonl(_read_bytes(p), p)
         if not docs:
             raise CorpusError(f"corpus file {str(p)!r} holds no documents; {_ALLOWED}")
     else:
         docs = [Document(p.stem, _read_text(p))]
     return docs
+
+
+def _gunzip(blob: bytes, path: Path) -> bytes:
+    """Decompressed bytes, at most MAX_CORPUS_BYTES of them (a small file can expand a lot)."""
+    with gzip.GzipFile(fileobj=io.BytesIO(blob)) as f:
+        out = f.read(MAX_CORPUS_BYTES + 1)
+    if len(out) > MAX_CORPUS_BYTES:
+        raise _too_big(path, len(out))
+    return out
 
 
 # ---------------------------------------------------------------- splitting
