@@ -1,0 +1,104 @@
+"""The regression fit stays accurate on an ill-conditioned spectrum in both precisions
+(whitened basis), keeps ridge's penalty on the original weights, and flags a Gram
+matrix too ill-conditioned for the precision with a NaN ``gram_cond``."""
+
+import contextlib
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collapse_sim.simulator.loop import make_simulate, seed_keys
+from collapse_sim.simulator.regimes import config as regime_config, make_regime
+from collapse_sim.simulator.worlds import regression
+from collapse_sim.theory import regression as th
+
+G, S = 4, 2000
+D, T = 10, 40
+P_MAX = regression.max_power(D)  # 8 at d = 10: the spectrum spans 1e8
+
+
+@contextlib.contextmanager
+def precision(name):
+    was = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", name == "float64")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", was)
+
+
+def mc(cfg, regime):
+    world = regression.make_world(cfg)
+    simulate = make_simulate(world, make_regime(regime_config(regime), world, G), G)
+    rec = simulate(seed_keys(jax.random.key(0), range(S)))
+    return {k: np.asarray(v, np.float64) for k, v in rec.items()}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("regime", ["replace", "accumulate"])
+def test_monte_carlo_matches_theory_at_the_largest_allowed_power(dtype, regime):
+    """OLS test error does not depend on Σ (replace: g·σ²d/(T−d−1); accumulate: its exact
+    curve), so the most ill-conditioned allowed spectrum must give the isotropic numbers."""
+    assert P_MAX == pytest.approx(8.0)
+    with precision(dtype):
+        rec = mc(regression.Config(d=D, T=T, spectrum="power_law", power=P_MAX), regime)
+    err = rec["test_error"]
+    theory = th.replace_curve(G, D, T, 1.0) if regime == "replace" else th.accumulate_curve(G, D, T, 1.0)
+    se = err.std(0, ddof=1) / np.sqrt(S)
+    z = np.abs(err.mean(0) - theory) / se
+    assert np.all(z < 4), f"z {np.round(z, 2)}; MC {np.round(err.mean(0), 4)} vs theory {np.round(theory, 4)}"
+    assert np.all(np.isfinite(rec["gram_cond"])) and np.all(rec["gram_min_eig"] > 0)
+
+
+def ridge_reference(x, y, lam, ridge):
+    """argmin ||y − x w||² + ridge·n·||w||² by least squares on the augmented system, numpy float64."""
+    n, d = x.shape
+    a = np.vstack([x, np.sqrt(ridge * n) * np.eye(d)])
+    b = np.concatenate([y, np.zeros(d)])
+    return np.linalg.lstsq(a, b, rcond=None)[0]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 1e-3)])
+@pytest.mark.parametrize("spectrum", ["isotropic", "power_law"])
+def test_ridge_keeps_its_penalty_on_the_original_weights(dtype, rtol, spectrum):
+    cfg = regression.Config(d=D, T=T, ridge=0.05, spectrum=spectrum, power=P_MAX)
+    lam = regression.spectrum(cfg)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, D)) * np.sqrt(lam)
+    w_star = rng.standard_normal(D) / np.sqrt(D)
+    y = x @ w_star + rng.standard_normal(T)
+    want = ridge_reference(x, y, lam, cfg.ridge)
+    with precision(dtype):
+        world = regression.make_world(cfg)
+        t = jnp.result_type(float)
+        rows = {"x": jnp.asarray(x, t), "y": jnp.asarray(y, t), "weight": jnp.ones(T, t)}
+        got = np.asarray(world.fit(jax.random.key(0), rows, None)["w"], np.float64)
+    # compare in the metric of the test error, (ŵ − w)ᵀ Σ (ŵ − w), relative to ŵᵀ Σ ŵ
+    assert np.sum(lam * (got - want) ** 2) <= rtol**2 * np.sum(lam * want**2)
+
+
+def test_a_gram_matrix_too_ill_conditioned_for_the_precision_gives_a_nan_gram_cond():
+    world = regression.make_world(regression.Config(d=4, T=12))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 4))
+    ok = world.fit(jax.random.key(0), {"x": jnp.asarray(x), "y": jnp.asarray(x[:, 0]), "weight": jnp.ones(12)}, None)
+    assert 1 < float(ok["gram_cond"]) < 1e3
+    assert float(ok["gram_min_eig"]) == pytest.approx(np.linalg.eigvalsh(x.T @ x / 12)[0], rel=1e-12)
+    x[:, 3] = x[:, 2] + 1e-9 * rng.standard_normal(12)  # two features equal to 1e-9: cond ~ 1e18
+    bad = world.fit(jax.random.key(0), {"x": jnp.asarray(x), "y": jnp.asarray(x[:, 0]), "weight": jnp.ones(12)}, None)
+    assert np.isnan(float(bad["gram_cond"]))
+    assert np.all(np.isfinite(np.asarray(bad["w"])))  # the run stops on gram_cond, by name
+
+
+def test_the_expected_condition_check_agrees_with_sampled_designs():
+    """((√T+√d)/(√T−√d))² is the typical condition number of T Gaussian rows (Marchenko–Pastur)."""
+    rng = np.random.default_rng(1)
+    for d, t in [(10, 40), (50, 100)]:
+        conds = [np.linalg.cond(x.T @ x) for x in rng.standard_normal((200, t, d))]
+        assert 0.5 < np.median(conds) / regression.expected_gram_cond(d, t) < 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        regression.check_precision(regression.Config(d=100, T=102), np.float64)  # fine in float64
