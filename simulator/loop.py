@@ -5,8 +5,9 @@ is fitted on real data.  The loop over generations is a ``lax.scan``; seeds run
 together under ``vmap``; the whole run is one jit-compiled call.
 
 Keys: seed s uses ``fold_in(root, s)``; generation g of that seed uses
-``fold_in(seed_key, g)``.  Results therefore do not depend on how seeds are
-batched or how generations are chunked.
+``fold_in(seed_key, g)``.  The random draws therefore do not depend on how
+seeds are batched or how generations are chunked; the arithmetic on them may,
+by float rounding (the tolerance in README.md, Running).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ class RunConfig:
     the design.  chunk_generations: generations per compiled chunk; a
     checkpoint is written after each (0 = all at once).  seed_batch: seeds
     vmapped together in one call (0 = all); batches run one after another, which
-    bounds memory (keys are per seed, so batching changes no seed's numbers).  resume: continue from a
+    bounds memory (keys are per seed, so batching changes a seed's numbers by float rounding at
+    most: README.md, Running).  resume: continue from a
     checkpoint of the same config in the output folder.  progress: show a
     progress bar (plain lines when not on a terminal).  figure: render the
     world's figure after the run (from the saved results).  out_dir: where
