@@ -66,7 +66,7 @@ class Config(TextConfig):
     init: str = "scratch"
     base: Optional[str] = None
     finetune_steps: int = 150
-    finetune_lr: float = 5e-4
+    finetune_lr: float = 1e-4
     finetune_warmup: int = 10
 
     def __post_init__(self):
