@@ -9,6 +9,9 @@ Curve names (each an array over generations g = 0..G):
 when it is averaged over sampled designs), ``bound`` (a proven bound),
 and for token editing the paper's own lines ``paper_claim``,
 ``paper_bound_2v`` and ``paper_bound_geometric`` (shown, not asserted).
+Curated, tempered, weighted and shifted runs (``predictions_curation.py``) also
+give ``curve_kinds``: each curve's status, ``exact``, ``limit`` (a large-sample
+limit, not the run's expectation) or ``bound``.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ def predict(world_cfg, regime_cfg, run_cfg) -> dict:
 
 
 def regression_theory(world_cfg, regime_cfg, G: int, *, n_designs: int, seed: int) -> dict:
-    """``theory.regression.expected_test_error`` for a regression world config and a regime
+    """``theory.regression_run.expected_test_error`` for a regression world config and a regime
     config: the world's sizes, noise, design and spectrum, and the regime's own fields."""
     from collapse_sim.simulator.worlds.regression import spectrum
-    from collapse_sim.theory import regression as th
+    from collapse_sim.theory import regression_run as th
 
     fields = {k: v for k, v in regime_cfg.numbers().items() if k in th.REGIME_FIELDS[regime_cfg.name]}
     return th.expected_test_error(
@@ -49,13 +52,21 @@ def regression_theory(world_cfg, regime_cfg, G: int, *, n_designs: int, seed: in
 
 
 def _regression(world_cfg, regime_cfg, run_cfg) -> dict:
-    from collapse_sim.simulator.worlds.regression import spectrum
+    from collapse_sim.experiments import predictions_curation as pc
     from collapse_sim.theory import regression as th
     from collapse_sim.theory import token_edit as te
 
     d, T, G = world_cfg.d, world_cfg.T, run_cfg.n_generations
     sigma2 = world_cfg.sigma**2
     units = {"v": th.ols_error(sigma2, d, T)} if world_cfg.ridge == 0 else {}
+    if pc.curated(regime_cfg):
+        return {"kind": "none", "units": units, "curves": {},
+                "source": "no closed form for curated regression data (Yi et al.'s one-round formula is not encoded, "
+                "theory/curation.md §9); Monte Carlo only"}
+    if getattr(world_cfg, "shift_share", 0.0) > 0:
+        return pc.strong_collapse(world_cfg, regime_cfg, run_cfg)
+    if regime_cfg.name == "weighted":
+        return pc.weighted_regression(world_cfg, regime_cfg, run_cfg)
     if regime_cfg.name == "token_edit" and world_cfg.design != "fixed":
         return {"kind": "none", "source": "ToEdit's model (§4.2) edits the labels of a fixed design", "units": units, "curves": {}}
     if regime_cfg.name == "token_edit" and regime_cfg.prior != "previous":

@@ -85,7 +85,7 @@ def test_entry_point_runs_saves_and_renders(tmp_path):
         ("world.d=oops", "world.d"),
         ("world.nonexistent=1", "nonexistent"),
         ("world.T=5", "world.T=5 with world.d=10: ordinary least squares needs T >= d+2"),
-        ("regime=mix regime.real_fraction=-0.5", "regime.real_fraction=-0.5 must be a number in [0, 1]"),
+        ("regime=mix regime.real_fraction=-0.5", "regime.real_fraction=-0.5 must be a finite number in [0, 1]"),
         ("run.precision=float16", "run.precision='float16' is not known; allowed: float32, float64"),
     ],
 )

@@ -2,7 +2,7 @@
 exact recursion of theory/toedit_audit.md §3, through ``make_simulate`` with vmapped seeds in float64.
 
 - Monte Carlo agrees with ``exact`` (theory/token_edit.exact_curve, reached through the
-  dispatcher theory.regression.expected_test_error) within 4 combined standard errors at every
+  dispatcher theory.regression_run.expected_test_error) within 4 combined standard errors at every
   generation, for every schedule and both bases, each case at its own (d, T, q, k, η); one case
   has a power-law spectrum.  The paper's 2v bound is recorded (``record_property``), never
   asserted: it fails in the paper's own model (theory/toedit_audit.md).

@@ -215,7 +215,7 @@ REGIMES = [
 
 
 def regime_id(r):
-    return {"mix": f"mix-{r.real_source}", "token_edit": f"token_edit-{r.edit_source}-{r.prior}"}.get(r.name, r.name)
+    return "-".join(str(v) for k, v in r.numbers().items() if k not in ("q", "k", "eta"))
 
 
 # The smoke runs below are compiled with LLVM's optimisations off: it halves the compilation

@@ -24,6 +24,24 @@ import math
 
 import numpy as np
 
+from collapse_sim.theory.checks import (  # noqa: F401 (re-exported: the checks of this module's arguments)
+    check_choice,
+    check_cov,
+    check_fraction,
+    check_G,
+    check_sigma2,
+    check_sizes,
+)
+from collapse_sim.theory.ols import (  # noqa: F401 (re-exported for callers of the regression theory)
+    averaged_mask_curve,
+    design_control,
+    mean_se,
+    ols_error,
+    ols_operators,
+    sample_designs,
+    weighted_trace,
+)
+
 REGIMES = ("replace", "accumulate", "accumulate_subsample", "mix", "token_edit")
 DESIGNS = ("fixed", "fresh")
 REAL_SOURCES = ("fresh", "original")
@@ -32,81 +50,18 @@ REAL_SOURCES = ("fresh", "original")
 # --------------------------------------------------------------------------- checks
 
 
-def check_sizes(d: int, T: int) -> str | None:
-    """Raise for T ≤ d+1 (OLS singular or E‖ŵ−w*‖² = ∞); return a warning text for
-    T ≤ d+3 (finite mean, infinite variance: CLT tolerances are invalid), else None.
-    theory/derivations.md §1."""
-    if not (isinstance(d, (int, np.integer)) and d >= 1):
-        raise ValueError(f"d={d!r} must be a positive whole number of features")
-    if not (isinstance(T, (int, np.integer)) and T >= 1):
-        raise ValueError(f"T={T!r} must be a positive whole number of rows")
-    if T <= d + 1:
-        raise ValueError(
-            f"T must be at least d+2 for a finite expected OLS error; got T={T}, d={d} (need T >= {d + 2})"
-        )
-    if T <= d + 3:
-        return (
-            f"T={T} <= d+3={d + 3}: the OLS test error has a finite mean but an infinite variance; "
-            "Monte Carlo standard errors are not reliable"
-        )
-    return None
-
-
-def _check_G(G) -> int:
-    if not (isinstance(G, (int, np.integer)) and G >= 0):
-        raise ValueError(f"G={G!r} must be a whole number of generations >= 0")
-    return int(G)
-
-
-def _check_sigma2(sigma2) -> float:
-    if not (np.isscalar(sigma2) and math.isfinite(sigma2) and sigma2 >= 0):
-        raise ValueError(f"sigma2={sigma2!r} must be a finite number >= 0")
-    return float(sigma2)
-
-
-def _check_fraction(name: str, p) -> float:
-    if p is None or not (np.isscalar(p) and math.isfinite(p) and 0.0 <= p <= 1.0):
-        raise ValueError(f"{name}={p!r} must be a number in [0, 1]")
-    return float(p)
-
-
-def _check_choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not known; allowed: {', '.join(allowed)}")
-    return value
-
-
-def check_cov(cov, d: int) -> np.ndarray:
-    """Σ as a (d, d) positive definite array; None means I_d."""
-    if cov is None:
-        return np.eye(d)
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.shape != (d, d) or not np.allclose(cov, cov.T):
-        raise ValueError(f"cov must be a symmetric ({d}, {d}) array; got shape {cov.shape}")
-    if np.linalg.eigvalsh(cov)[0] <= 0:
-        raise ValueError("cov must be positive definite")
-    return cov
-
-
 def real_row_count(p: float, T: int) -> int:
     """m = round(p·T) real rows in a mixed training set (Python's round, half to even)."""
-    return int(round(_check_fraction("real_fraction", p) * T))
+    return int(round(check_fraction("real_fraction", p) * T))
 
 
 # --------------------------------------------------------------------------- closed forms
 
 
-def ols_error(sigma2: float, d: int, T: int) -> float:
-    """v = σ² d/(T−d−1): E‖ŵ−w*‖²_Σ of OLS on T rows with x ~ N(0, Σ), any Σ ≻ 0
-    (Dohmatob et al. 2024, arXiv 2402.07712; theory/derivations.md §1)."""
-    check_sizes(d, T)
-    return _check_sigma2(sigma2) * d / (T - d - 1)
-
-
 def replace_curve(G: int, d: int, T: int, sigma2: float) -> np.ndarray:
     """Replace: E_g = v·(g+1), exact for fixed or fresh design and any Σ ≻ 0
     (Dohmatob et al. 2024 Thm; Gerstgrasser et al. 2024 Thm 2; theory/derivations.md §2)."""
-    G = _check_G(G)
+    G = check_G(G)
     return ols_error(sigma2, d, T) * np.arange(1, G + 2, dtype=np.float64)
 
 
@@ -121,12 +76,12 @@ def accumulate_curve(G: int, d: int, T: int, sigma2: float, design: str = "fixed
       E tr(Σ H_i⁻¹X_iᵀX_iH_i⁻¹) = E tr(Σ H_i⁻¹)/(i+1), so
       E_g = σ² d Σ_{i=1}^{g+1} 1/(i (iT − d − 1))  [derived here, checked by MC].
     """
-    G = _check_G(G)
+    G = check_G(G)
     v = ols_error(sigma2, d, T)
     i = np.arange(1, G + 2, dtype=np.float64)
-    if _check_choice("design", design, DESIGNS) == "fixed":
+    if check_choice("design", design, DESIGNS) == "fixed":
         return v * np.cumsum(1.0 / i**2)
-    return _check_sigma2(sigma2) * d * np.cumsum(1.0 / (i * (i * T - d - 1)))
+    return check_sigma2(sigma2) * d * np.cumsum(1.0 / (i * (i * T - d - 1)))
 
 
 def accumulate_bound(d: int, T: int, sigma2: float) -> float:
@@ -147,7 +102,7 @@ def mix_fresh_curve(G: int, d: int, T: int, p: float, sigma2: float) -> np.ndarr
     """Mix, fresh real data, fresh design (Theorem M1, derived in theory/derivations.md §7): each generation
     draws T fresh rows; m = round(pT) get real labels, T−m labels from model g−1, OLS on all.
     E_g = β^g v + v(1 − β^g)/(1 − β), E_0 = v; any Σ ≻ 0.  (β = 1 at p = 0: replace.)"""
-    G = _check_G(G)
+    G = check_G(G)
     v = ols_error(sigma2, d, T)
     beta = mix_beta(d, T, p)
     g = np.arange(G + 1, dtype=np.float64)
@@ -167,94 +122,13 @@ def overparam_noise_free_curve(G: int, d: int, T: int, w0_norm2: float = 1.0) ->
     """Over-parameterised (d > T), noise-free, Σ = I, fresh design, min-norm OLS:
     each fit projects onto a random T-dim subspace, E_g = ‖w0‖²(1 − (T/d)^{g+1})
     (g+1 fits; Dohmatob et al. 2024 claim, mechanism derived in theory/derivations.md §4)."""
-    G = _check_G(G)
+    G = check_G(G)
     if not T < d:
         raise ValueError(f"the over-parameterised formula needs d > T; got d={d}, T={T}")
     return w0_norm2 * (1 - (T / d) ** np.arange(1, G + 2, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------- sampled designs
-
-
-def sample_designs(n_designs: int, T: int, d: int, rng, cov=None) -> np.ndarray:
-    """X_NxTxD with i.i.d. N(0, cov) rows."""
-    if not (isinstance(n_designs, (int, np.integer)) and n_designs >= 2):
-        raise ValueError(f"n_designs={n_designs!r} must be a whole number >= 2 (for a standard error)")
-    chol = np.linalg.cholesky(check_cov(cov, d))
-    return np.random.default_rng(rng).standard_normal((n_designs, T, d)) @ chol.T
-
-
-def ols_operators(X_NxTxD: np.ndarray):
-    """A = (XᵀX)⁻¹Xᵀ (N, D, T) and (XᵀX)⁻¹ (N, D, D)."""
-    gram = np.swapaxes(X_NxTxD, 1, 2) @ X_NxTxD
-    A = np.linalg.solve(gram, np.swapaxes(X_NxTxD, 1, 2))
-    return A, A @ np.swapaxes(A, 1, 2)
-
-
-def weighted_trace(cov_DxD: np.ndarray, W_NxDxD: np.ndarray) -> np.ndarray:
-    """tr(Σ W) per design: the test error of an error with second moment W."""
-    return np.einsum("ij,nji->n", cov_DxD, W_NxDxD)
-
-
-def mean_se(vals_NxG: np.ndarray, control_N: np.ndarray | None = None, control_mean: float | None = None):
-    """Mean over designs and its standard error, per column.
-
-    With a control variate c (per design, known mean μ) the estimate is regression-adjusted,
-    mean(y − b(c − μ)) with b = cov(y, c)/var(c) fitted per column; its SE is that of the
-    adjusted values.  We use c = tr(Σ(XᵀX)⁻¹), μ = d/(T−d−1): it carries most of the
-    design-to-design variation, so the SE drops several-fold at no cost (bias O(1/N))."""
-    vals = np.asarray(vals_NxG, dtype=np.float64)
-    n = vals.shape[0]
-    if control_N is not None:
-        cc = control_N - control_N.mean()
-        b = cc @ (vals - vals.mean(0)) / (cc @ cc)
-        vals = vals - np.multiply.outer(control_N - control_mean, b)
-    return vals.mean(0), vals.std(0, ddof=1) / math.sqrt(n)
-
-
-def design_control(X_NxTxD: np.ndarray, cov_DxD: np.ndarray):
-    """Control variate (c_N, μ): c = tr(Σ(XᵀX)⁻¹), μ = E c = d/(T−d−1) (Dohmatob et al. Lemma).
-    (None, None) when T ≤ d+3, where c has no finite variance (plain means are used there)."""
-    T, d = X_NxTxD.shape[1:]
-    if T <= d + 3:
-        return None, None
-    _, Ginv = ols_operators(X_NxTxD)
-    return weighted_trace(cov_DxD, Ginv), d / (T - d - 1)
-
-
-def quad_diag(X_NxTxD, W_NxDxD):
-    """u_i = x_iᵀ W x_i, i.e. Diag(X W Xᵀ)."""
-    return np.einsum("ntd,nde,nte->nt", X_NxTxD, W_NxDxD, X_NxTxD)
-
-
-def averaged_mask_curve(G, X_NxTxD, cov, sigma2, a, kappa, cross):
-    """Exact-in-noise curve, per design, when each generation relabels a random set S of
-    rows (indicator s) with E s_i s_j = a (i ≠ j), E s_i = a + κ, independent of the past;
-    r := Ỹ − Xw*, R_0 = σ²I, W := A R Aᵀ (so E_test = tr(Σ W)).
-
-    Synthetic rows: r_i = (P r)_i + fresh noise.  Other rows:
-    - cross=False ("fresh" real labels): fresh noise,
-        R' = a PRP + κ Diag(PRP) + σ² I   (theory/derivations.md §8a)
-    - cross=True (the ORIGINAL labels r_0 are kept): with K = E[r r_0ᵀ],
-        K' = E[S] P K + E[I−S] σ², and since P K_0 = σ² P, P K_n = σ² P for all n, so
-        R' = a PRP + κ Diag(PRP) + σ² I + 2κσ²(P − Diag P)  [derived here].
-    Both close in d-space because A P = A, A Aᵀ = (XᵀX)⁻¹ and PRP = X W Xᵀ:
-        W' = a W + κ A Diag(u) Aᵀ + σ²(XᵀX)⁻¹ [+ 2κσ²((XᵀX)⁻¹ − A Diag(h) Aᵀ)],
-    u_i = x_iᵀ W x_i, h_i = P_ii.  Returns the N×(G+1) per-design errors."""
-    A, Ginv = ols_operators(X_NxTxD)
-    At = np.swapaxes(A, 1, 2)
-    if cross:
-        h = np.einsum("ntd,ndt->nt", X_NxTxD, A)
-        extra = 2 * kappa * sigma2 * (Ginv - (A * h[:, None, :]) @ At)
-    W = sigma2 * Ginv
-    vals = [weighted_trace(cov, W)]
-    for _ in range(G):
-        u = quad_diag(X_NxTxD, W)
-        W = a * W + kappa * ((A * u[:, None, :]) @ At) + sigma2 * Ginv
-        if cross:
-            W = W + extra
-        vals.append(weighted_trace(cov, W))
-    return np.stack(vals, 1)
 
 
 def _subset_moments(n_sel: int, T: int):
@@ -316,11 +190,11 @@ def mix_fixed_design_curve(
       (Theorem M2 = ToEdit fixed mask); recursion of ``_fixed_subset_curve``.
     Exact in the noise (and in the subset when redrawn), averaged over X ~ N(0, cov) rows and
     (resample=False) the subset.  Returns (mean, se), each of shape (G+1,)."""
-    G = _check_G(G)
+    G = check_G(G)
     check_sizes(d, T)
-    sigma2 = _check_sigma2(sigma2)
+    sigma2 = check_sigma2(sigma2)
     m = real_row_count(p, T)
-    _check_choice("real_source", real_source, REAL_SOURCES)
+    check_choice("real_source", real_source, REAL_SOURCES)
     cov = check_cov(cov, d)
     rng = np.random.default_rng(rng)
     X = sample_designs(n_designs, T, d, rng, cov)
@@ -343,9 +217,9 @@ def mix_fresh_design_original_curve(
         U_g := E[e_g E_0ᵀ] = B_g U_{g−1} + σ² G_g⁻¹X_0ᵀ1_R,  U_0 = σ² A_0,
         V_g = B_g V B_gᵀ + σ² G_g⁻¹ + C + Cᵀ,  C = B_g U_{g−1} 1_R X_0 G_g⁻¹.
     Returns (mean, se) over sampled designs."""
-    G = _check_G(G)
+    G = check_G(G)
     check_sizes(d, T)
-    sigma2 = _check_sigma2(sigma2)
+    sigma2 = check_sigma2(sigma2)
     m = real_row_count(p, T)
     cov = check_cov(cov, d)
     rng = np.random.default_rng(rng)
@@ -383,7 +257,7 @@ def _ridge_w_moment(w_star, d):
     return np.outer(w, w)
 
 
-def _check_lam(lam) -> float:
+def check_lam(lam) -> float:
     if not (np.isscalar(lam) and math.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam={lam!r} must be a finite number >= 0")
     return float(lam)
@@ -411,12 +285,12 @@ def ridge_replace_curve(
     with Ω = w* w*ᵀ (or I/d, the world's prior w* ~ N(0, I/d), if w_star is None).  design
     "fixed" uses one X for all g, "fresh" a new X each generation.  This is the exact
     conditional version of theory/derivations.md §3 (ridge); λ = 0 is OLS replace.  Returns (mean, se)."""
-    G = _check_G(G)
-    lam = _check_lam(lam)
+    G = check_G(G)
+    lam = check_lam(lam)
     if lam == 0:
         check_sizes(d, T)
-    sigma2 = _check_sigma2(sigma2)
-    _check_choice("design", design, DESIGNS)
+    sigma2 = check_sigma2(sigma2)
+    check_choice("design", design, DESIGNS)
     cov = check_cov(cov, d)
     omega = _ridge_w_moment(w_star, d)
     rng = np.random.default_rng(rng)
@@ -450,10 +324,10 @@ def ridge_downstream_curve(
     downstream ridge fit (XᵀX + λT I)⁻¹Xᵀy on T fresh rows:
         E_g = E_X[clean ridge error] + g σ²/(T−d−1) · E_X tr(SᵀΣSΣ⁻¹),  S = (XᵀX+λTI)⁻¹XᵀX,
     clean ridge error | X = tr(Σ(S−I)Ω(S−I)ᵀ) + σ² tr(Σ A Aᵀ).  Returns (mean, se)."""
-    G = _check_G(G)
-    lam = _check_lam(lam)
+    G = check_G(G)
+    lam = check_lam(lam)
     check_sizes(d, T)
-    sigma2 = _check_sigma2(sigma2)
+    sigma2 = check_sigma2(sigma2)
     cov = check_cov(cov, d)
     omega = _ridge_w_moment(w_star, d)
     X = sample_designs(n_designs, T, d, rng, cov)
@@ -471,145 +345,3 @@ def ridge_downstream_curve(
 # --------------------------------------------------------------------------- dispatcher
 
 
-def _result(kind, source, prediction=None, prediction_se=None, bound=None, **extra):
-    out = {"prediction": prediction, "prediction_se": prediction_se, "bound": bound, "kind": kind, "source": source}
-    return out | extra
-
-
-# The fields each regime's theory takes (those of its config, simulator/regimes/<name>.py).
-REGIME_FIELDS = {
-    "replace": (),
-    "accumulate": (),
-    "accumulate_subsample": (),
-    "mix": ("real_fraction", "real_source", "resample_real"),
-    "token_edit": ("schedule", "edit_source", "q", "k", "eta"),
-}
-
-
-def expected_test_error(
-    regime: str,
-    G: int,
-    d: int,
-    T: int,
-    sigma2: float,
-    *,
-    design: str = "fixed",
-    lam: float = 0.0,
-    cov=None,
-    n_designs: int = 400,
-    seed: int = 0,
-    w_star=None,
-    **fields,
-) -> dict:
-    """Theory for one run of the regression world, indexed g = 0..G.
-
-    ``fields`` are the regime's own settings, named as in its config: mix takes
-    ``real_fraction`` (required), ``real_source`` and ``resample_real``; token_edit takes
-    ``schedule`` (required), ``edit_source``, ``q``, ``k``, ``eta``; the others take none.
-    A field the regime does not have is an error.
-
-    Returns {"prediction": (G+1,) or None, "prediction_se": (G+1,) or None, "bound": (G+1,) or
-    None, "kind": "exact" | "exact_in_noise" | "bound" | "none", "source": str}; token_edit also
-    returns "paper_claim" and "paper_bound" (the paper's lines, shown but not valid bounds)."""
-    _check_choice("regime", regime, REGIMES)
-    unknown = sorted(set(fields) - set(REGIME_FIELDS[regime]))
-    if unknown:
-        has = ", ".join(REGIME_FIELDS[regime]) or "none"
-        raise ValueError(f"regime {regime!r} has no field {', '.join(unknown)}; its fields: {has}")
-    real_fraction = fields.get("real_fraction")
-    real_source = fields.get("real_source", "fresh")
-    resample = fields.get("resample_real", True)
-    schedule, base = fields.get("schedule"), fields.get("edit_source", "previous")
-    q, k, eta = fields.get("q"), fields.get("k"), fields.get("eta")
-    G = _check_G(G)
-    _check_choice("design", design, DESIGNS)
-    lam = _check_lam(lam)
-    sigma2 = _check_sigma2(sigma2)
-    rng = np.random.default_rng(seed)
-    ridge = lam > 0
-    if not ridge:
-        check_sizes(d, T)
-
-    if regime == "replace":
-        if ridge:
-            mean, se = ridge_replace_curve(G, d, T, sigma2, lam, n_designs, rng, cov, design=design, w_star=w_star)
-            return _result(
-                "exact_in_noise",
-                "ridge replace, exact conditional on X (theory/regression.py ridge_replace_curve; "
-                "Dohmatob et al. 2024 arXiv 2402.07712, theory/derivations.md §3)",
-                mean,
-                se,
-            )
-        return _result(
-            "exact",
-            "v(g+1): Dohmatob et al. 2024 (arXiv 2402.07712) / Gerstgrasser et al. 2024 (arXiv 2404.01413) Thm 2; "
-            "theory/derivations.md §2",
-            replace_curve(G, d, T, sigma2),
-        )
-
-    if ridge:
-        return _result("none", f"no closed form for ridge (lam={lam}) under regime {regime!r}")
-
-    bound = np.full(G + 1, accumulate_bound(d, T, sigma2))
-    if regime == "accumulate":
-        src = (
-            "v·Σ_{i≤g+1} 1/i², Gerstgrasser et al. 2024 (arXiv 2404.01413) Thm 2; theory/derivations.md §5"
-            if design == "fixed"
-            else "σ²d·Σ_{i≤g+1} 1/(i(iT−d−1)), fresh-design accumulate (derived; theory/regression.py); "
-            "bound π²/6·v from Gerstgrasser et al. 2024 Thm 2"
-        )
-        return _result("exact", src, accumulate_curve(G, d, T, sigma2, design), bound=bound)
-
-    if regime == "accumulate_subsample":
-        return _result(
-            "none",
-            "no closed form (Kazdan et al. 2024, arXiv 2410.16713; theory/derivations.md §6): compare medians, "
-            "the mean can be infinite near T = d+4",
-        )
-
-    if regime == "mix":
-        p = _check_fraction("real_fraction", real_fraction)
-        _check_choice("real_source", real_source, REAL_SOURCES)
-        if design == "fresh" and real_source == "fresh":
-            return _result(
-                "exact",
-                "Theorem M1 (theory/derivations.md §7, derived): β^g v + v(1−β^g)/(1−β)",
-                mix_fresh_curve(G, d, T, p, sigma2),
-            )
-        if design == "fresh":
-            mean, se = mix_fresh_design_original_curve(G, d, T, p, sigma2, resample, n_designs, rng, cov)
-            src = "original real rows + fresh synthetic features, exact in the noise (theory/regression.py)"
-        else:
-            mean, se = mix_fixed_design_curve(G, d, T, p, sigma2, real_source, resample, n_designs, rng, cov)
-            subset = (
-                "subset redrawn each generation (Shumailov et al. 2024)"
-                if resample
-                else "fixed subset (Theorem M2, theory/derivations.md §8c)"
-            )
-            src = {
-                "fresh": "fixed-design recursion R' = aPRP + κDiag(PRP) + σ²I (theory/derivations.md §8a)",
-                "original": f"fixed design, original labels kept, {subset}; exact in the noise (theory/regression.py)",
-            }[real_source]
-        return _result("exact_in_noise", src, mean, se)
-
-    # token_edit
-    from collapse_sim.theory import token_edit as te
-
-    if design != "fixed":
-        raise ValueError(
-            f"regime 'token_edit' needs design='fixed' (ToEdit §4.2 edits labels of fixed rows); got design={design!r}"
-        )
-    mean, se = te.exact_curve(G, d, T, sigma2, schedule, base, q=q, k=k, eta=eta, n_designs=n_designs, rng=rng, cov=cov)
-    counts = te.edit_counts(G, T, schedule, q=q, k=k, eta=eta)
-    paper_bound = np.full(G + 1, te.paper_bound_2v(d, T, sigma2))
-    if schedule == "disjoint" and te.check_schedule(schedule, T, q=q, k=k, eta=eta)["eta"] < 1:
-        paper_bound = np.full(G + 1, te.geometric_bound(d, T, sigma2, k, eta))
-    return _result(
-        "exact_in_noise",
-        "ToEdit model (Zhu et al. 2024, arXiv 2412.14689 §4.2): exact recursion C' = BCBᵀ + σ²M "
-        "(theory/toedit_audit.md §3)",
-        mean,
-        se,
-        paper_claim=te.paper_claim(G, d, T, sigma2, counts),
-        paper_bound=paper_bound,
-    )

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from collapse_sim.theory.regression import check_cov, check_sizes, mix_beta
+from collapse_sim.theory.checks import check_cov, check_sizes
+from collapse_sim.theory.regression import mix_beta
 
 
 def _check_variance(name, x) -> float:

@@ -23,13 +23,9 @@ import math
 
 import numpy as np
 
-from collapse_sim.theory.regression import (
-    _check_G,
-    _check_sigma2,
-    _check_choice,
+from collapse_sim.theory.checks import check_choice, check_cov, check_G, check_sigma2, check_sizes
+from collapse_sim.theory.ols import (
     averaged_mask_curve,
-    check_cov,
-    check_sizes,
     design_control,
     mean_se,
     ols_error,
@@ -50,7 +46,7 @@ def _check_k(k, T) -> int:
 
 def check_schedule(schedule: str, T: int, *, q=None, k=None, eta=None) -> dict:
     """Validate only the parameters the schedule uses; return them as a dict."""
-    _check_choice("schedule", schedule, SCHEDULES)
+    check_choice("schedule", schedule, SCHEDULES)
     if schedule == "bernoulli":
         if q is None or not (np.isscalar(q) and math.isfinite(q) and 0 <= q <= 1):
             raise ValueError(f"q={q!r} must be an edit probability in [0, 1]")
@@ -69,7 +65,7 @@ def check_schedule(schedule: str, T: int, *, q=None, k=None, eta=None) -> dict:
 def edit_counts(G: int, T: int, schedule: str, *, q=None, k=None, eta=None) -> np.ndarray:
     """Rows edited in rounds i = 1..G (array of length G; the expectation qT for bernoulli).
     disjoint: k_i = floor(k η^{i−1}) (+1e-9 against round-off), cut so that Σ k_i ≤ T."""
-    G = _check_G(G)
+    G = check_G(G)
     par = check_schedule(schedule, T, q=q, k=k, eta=eta)
     if schedule == "bernoulli":
         return np.full(G, par["q"] * T)
@@ -84,7 +80,7 @@ def edit_counts(G: int, T: int, schedule: str, *, q=None, k=None, eta=None) -> n
 
 def edit_masks(G: int, T: int, schedule: str, rng, *, q=None, k=None, eta=None, n_masks: int = 1) -> np.ndarray:
     """Boolean masks (n_masks, G, T): row t is edited in round g+1 (producing generation g+1)."""
-    G = _check_G(G)
+    G = check_G(G)
     par = check_schedule(schedule, T, q=q, k=k, eta=eta)
     rng = np.random.default_rng(rng)
     if schedule == "bernoulli":
@@ -105,7 +101,7 @@ def edit_masks(G: int, T: int, schedule: str, rng, *, q=None, k=None, eta=None, 
 def paper_claim(G: int, d: int, T: int, sigma2: float, k_counts) -> np.ndarray:
     """Paper-implied value v·(1 + Σ_{i≤g} k_i/T), g = 0..G (ToEdit Thm 1 / App. A.2 Eq. 35–36
     as read in theory/toedit_audit.md §1).  Not exact: it drops −A M (I−P) r."""
-    G = _check_G(G)
+    G = check_G(G)
     k_counts = np.asarray(k_counts, dtype=np.float64)
     if k_counts.shape[0] < G:
         raise ValueError(f"k_counts has {k_counts.shape[0]} rounds; need at least G={G}")
@@ -204,11 +200,11 @@ def exact_curve(
     in theory/derivations.md §9, see ``masked_curve``).  bernoulli uses the exact mask-averaged recursions (previous:
     ``bernoulli_previous_curve``; original: ``averaged_mask_curve`` with E m_i m_j = q²,
     E m_i = q); disjoint/fixed/full sample masks with ``edit_masks``.  Returns (mean, se)."""
-    G = _check_G(G)
+    G = check_G(G)
     check_sizes(d, T)
-    sigma2 = _check_sigma2(sigma2)
+    sigma2 = check_sigma2(sigma2)
     par = check_schedule(schedule, T, q=q, k=k, eta=eta)
-    _check_choice("base", base, BASES)
+    check_choice("base", base, BASES)
     cov = check_cov(cov, d)
     rng = np.random.default_rng(rng)
     X = sample_designs(n_designs, T, d, rng, cov)
@@ -233,7 +229,7 @@ def fixed_mask_limit(d: int, T: int, k: int, sigma2: float, n_designs: int = 200
     returns inf); the mean is finite for T−k ≥ d+2.  Returns (mean, se) over sampled X."""
     check_sizes(d, T)
     k = _check_k(k, T)
-    sigma2 = _check_sigma2(sigma2)
+    sigma2 = check_sigma2(sigma2)
     cov = check_cov(cov, d)
     if T - k < d:
         return math.inf, math.nan

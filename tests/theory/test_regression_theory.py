@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from collapse_sim.theory import regression as th
+from collapse_sim.theory import regression_run as run_theory
 
 S = 20000  # MC seeds
 
@@ -316,26 +317,26 @@ def test_overparameterised_noise_free_matches_mc():
 def test_dispatcher_kinds_and_values():
     d, T, G = 5, 20, 4
     kw = dict(n_designs=200, seed=0)
-    rep = th.expected_test_error("replace", G, d, T, 1.0, **kw)
+    rep = run_theory.expected_test_error("replace", G, d, T, 1.0, **kw)
     assert rep["kind"] == "exact" and rep["bound"] is None
     np.testing.assert_allclose(rep["prediction"], th.replace_curve(G, d, T, 1.0))
-    acc = th.expected_test_error("accumulate", G, d, T, 1.0, design="fresh", **kw)
+    acc = run_theory.expected_test_error("accumulate", G, d, T, 1.0, design="fresh", **kw)
     np.testing.assert_allclose(acc["prediction"], th.accumulate_curve(G, d, T, 1.0, "fresh"))
     np.testing.assert_allclose(acc["bound"], th.accumulate_bound(d, T, 1.0))
-    sub = th.expected_test_error("accumulate_subsample", G, d, T, 1.0, **kw)
+    sub = run_theory.expected_test_error("accumulate_subsample", G, d, T, 1.0, **kw)
     assert sub["kind"] == "none" and sub["prediction"] is None
     kw["real_fraction"] = 0.2
-    m1 = th.expected_test_error("mix", G, d, T, 1.0, design="fresh", **kw)
+    m1 = run_theory.expected_test_error("mix", G, d, T, 1.0, design="fresh", **kw)
     np.testing.assert_allclose(m1["prediction"], th.mix_fresh_curve(G, d, T, 0.2, 1.0))
     for design, source in [("fixed", "fresh"), ("fixed", "original"), ("fresh", "original")]:
-        out = th.expected_test_error("mix", G, d, T, 1.0, design=design, real_source=source, **kw)
+        out = run_theory.expected_test_error("mix", G, d, T, 1.0, design=design, real_source=source, **kw)
         assert out["kind"] == "exact_in_noise" and out["prediction"].shape == (G + 1,)
         assert out["prediction_se"].shape == (G + 1,) and np.all(np.isfinite(out["prediction"]))
-    ridge = th.expected_test_error("replace", G, d, T, 1.0, lam=0.1, n_designs=200, seed=0)
+    ridge = run_theory.expected_test_error("replace", G, d, T, 1.0, lam=0.1, n_designs=200, seed=0)
     assert ridge["kind"] == "exact_in_noise" and "ridge" in ridge["source"]
-    assert th.expected_test_error("accumulate", G, d, T, 1.0, lam=0.1, n_designs=200, seed=0)["kind"] == "none"
+    assert run_theory.expected_test_error("accumulate", G, d, T, 1.0, lam=0.1, n_designs=200, seed=0)["kind"] == "none"
     kw.pop("real_fraction")
-    te = th.expected_test_error("token_edit", G, d, T, 1.0, schedule="fixed", k=5, **kw)
+    te = run_theory.expected_test_error("token_edit", G, d, T, 1.0, schedule="fixed", k=5, **kw)
     assert te["kind"] == "exact_in_noise" and te["paper_claim"].shape == (G + 1,)
 
 
@@ -343,22 +344,22 @@ def test_dispatcher_kinds_and_values():
     "call,match",
     [
         (
-            lambda: th.expected_test_error("recycle", 3, 5, 20, 1.0),
+            lambda: run_theory.expected_test_error("recycle", 3, 5, 20, 1.0),
             r"regime='recycle'.*replace, accumulate, accumulate_subsample, mix, token_edit",
         ),
-        (lambda: th.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=1.2), r"real_fraction=1\.2.*\[0, 1\]"),
-        (lambda: th.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=None), r"real_fraction=None"),
+        (lambda: run_theory.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=1.2), r"real_fraction=1\.2.*\[0, 1\]"),
+        (lambda: run_theory.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=None), r"real_fraction=None"),
         (
-            lambda: th.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=0.2, real_source="web"),
+            lambda: run_theory.expected_test_error("mix", 3, 5, 20, 1.0, real_fraction=0.2, real_source="web"),
             r"real_source='web'.*fresh, original",
         ),
-        (lambda: th.expected_test_error("replace", 3, 5, 20, 1.0, design="half"), r"design='half'.*fixed, fresh"),
+        (lambda: run_theory.expected_test_error("replace", 3, 5, 20, 1.0, design="half"), r"design='half'.*fixed, fresh"),
         (
-            lambda: th.expected_test_error("token_edit", 3, 5, 20, 1.0, design="fresh", schedule="full"),
+            lambda: run_theory.expected_test_error("token_edit", 3, 5, 20, 1.0, design="fresh", schedule="full"),
             r"design='fixed'",
         ),
-        (lambda: th.expected_test_error("replace", 3, 5, 6, 1.0), r"T must be at least d\+2.*T=6, d=5"),
-        (lambda: th.expected_test_error("replace", 3, 5, 20, 1.0, q=0.9), r"regime 'replace' has no field q; its fields: none"),
+        (lambda: run_theory.expected_test_error("replace", 3, 5, 6, 1.0), r"T must be at least d\+2.*T=6, d=5"),
+        (lambda: run_theory.expected_test_error("replace", 3, 5, 20, 1.0, q=0.9), r"regime 'replace' has no field q; its fields: none"),
         (lambda: th.mix_fresh_curve(3, 5, 20, -0.1, 1.0), r"real_fraction=-0\.1.*\[0, 1\]"),
         (lambda: th.mix_fixed_design_curve(3, 5, 20, 1.5, 1.0), r"real_fraction=1\.5.*\[0, 1\]"),
         (lambda: th.accumulate_curve(3, 5, 20, 1.0, "random"), r"design='random'.*fixed, fresh"),
