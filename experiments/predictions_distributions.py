@@ -30,8 +30,13 @@ def _none(source: str, units=None) -> dict:
 
 
 def gaussian(world_cfg, regime_cfg, run_cfg) -> dict:
+    from collapse_sim.experiments import predictions_curation
     from collapse_sim.simulator.worlds.gaussian import true_covariance_diag
     from collapse_sim.theory import gaussian as tg
+
+    special = predictions_curation.gaussian(world_cfg, regime_cfg, run_cfg)  # curated, tempered, weighted
+    if special is not None:
+        return special
 
     G, d, est = run_cfg.n_generations, world_cfg.d, world_cfg.estimator
     M = _sizes(world_cfg.M, world_cfg.M_schedule, G)
@@ -84,6 +89,7 @@ def gaussian(world_cfg, regime_cfg, run_cfg) -> dict:
 
 
 def gmm(world_cfg, regime_cfg, run_cfg) -> dict:
+    """No closed form (curated or not)."""
     return _none("no closed form for EM-fitted mixtures; Monte Carlo only")
 
 
@@ -131,8 +137,13 @@ def zero_probability_curves(q, M_G: np.ndarray) -> np.ndarray:
 
 
 def categorical(world_cfg, regime_cfg, run_cfg) -> dict:
+    from collapse_sim.experiments import predictions_curation
     from collapse_sim.simulator.worlds.categorical import tail_set, true_distribution
     from collapse_sim.theory import categorical as tc
+
+    special = predictions_curation.categorical(world_cfg, regime_cfg, run_cfg)  # curated or tempered
+    if special is not None:
+        return special
 
     G = run_cfg.n_generations
     p, tail = true_distribution(world_cfg), tail_set(world_cfg)

@@ -1,8 +1,10 @@
 """The generation loop: model n is trained on data produced by model n-1.
 
 One generation = build the training set (regime), fit, evaluate.  Generation 0
-is fitted on real data.  The loop over generations is a ``lax.scan``; seeds run
-together under ``vmap``; the whole run is one jit-compiled call.
+is fitted on real data; a regime with its own ``fit`` (``Regime.fit``, e.g.
+``weighted``) fits generations g >= 1 itself, every other one uses ``world.fit``.
+The loop over generations is a ``lax.scan``; seeds run together under ``vmap``;
+the whole run is one jit-compiled call.
 
 Keys: seed s uses ``fold_in(root, s)``; generation g of that seed uses
 ``fold_in(seed_key, g)``.  The random draws therefore do not depend on how
@@ -44,6 +46,8 @@ class Generation(NamedTuple):
 
 
 def make_generation(world: World, regime: Regime) -> Generation:
+    fit = regime.fit if regime.fit is not None else world.fit
+
     def inspect(truth, params0, rows):
         return world.inspect(truth, params0, rows) if world.inspect is not None else {}
 
@@ -59,7 +63,7 @@ def make_generation(world: World, regime: Regime) -> Generation:
         truth, params, params0, state = carry.truth, carry.params, carry.params0, carry.state
         k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, g))
         train, state, stats = regime.step(k_regime, state, truth, params, g)
-        params = world.fit(k_fit, train, params0)
+        params = fit(k_fit, train, params0)
         record = {**world.evaluate(truth, params), **inspect(truth, params0, train), **stats}
         return Carry(truth, params, params0, state), record
 

@@ -31,10 +31,27 @@ Functions (``truth`` is the per-seed ground truth pytree returned by ``init``):
 - ``inspect(truth, params0, rows) -> dict``: optional; metrics of a training
   set as seen by the generation-0 model (recorded for every generation's
   training set, generation 0's being the real data).
+
+Optional hooks of curated synthetic data (``simulator/curation.py``); a rule
+that needs a hook the world lacks is refused when the regime is made:
+
+- ``point(rows) -> (N, D)``: the coordinates of each row that a reward
+  (linear, quadratic) or a verifier window reads (Gaussian and mixture worlds:
+  the point x; categorical: the outcome's index).
+- ``score(params0, rows) -> (N,)``: a per-row value under the generation-0
+  model, read as a one-coordinate point where the world has no ``point``
+  (text worlds: each block's perplexity).
+- ``verify(truth, rows, rule) -> (N,) bool``: the world's own verifier, used by
+  ``rule="verifier"`` in place of a window (regression: Yi et al.'s residual
+  test, arXiv 2510.16657); ``rule`` is the ``curation.CurationConfig``.
+- ``average(w, params_a, params_b) -> params``: the model w·a + (1−w)·b, for
+  the ``weighted`` regime (Gaussian: mean and covariance; regression: OLS
+  weights).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 Rows = dict  # dict[str, jax.Array], leading axis = rows, includes "weight"
@@ -50,3 +67,17 @@ class World(NamedTuple):
     evaluate: Callable[..., dict]
     edit: Optional[Callable[..., tuple]] = None
     inspect: Optional[Callable[..., dict]] = None
+    point: Optional[Callable[..., Any]] = None
+    score: Optional[Callable[..., Any]] = None
+    verify: Optional[Callable[..., Any]] = None
+    average: Optional[Callable[..., Any]] = None
+
+
+def check_temperature(value, field: str = "world.temperature") -> None:
+    """A sampling temperature τ: a finite number > 0 (τ = 1 samples the model itself)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise ValueError(
+            f"{field}={value!r} is not allowed; allowed: a finite number > 0 (the sampling temperature τ: "
+            "1 samples the model itself, < 1 sharpens it, > 1 flattens it)"
+        )

@@ -114,7 +114,7 @@ def test_disjoint_edits_never_touch_a_row_twice(world):
         (dict(name="token_edit", k=2.5), r"regime.k=2.5 must be a whole number >= 0"),
         (dict(name="token_edit", schedule="weekly"), "schedule='weekly' is not known"),
         (dict(name="token_edit", edit_source="web"), "edit_source='web' is not known"),
-        (dict(name="replace", q=0.9), "regime 'replace' has no field q; its fields: none"),
+        (dict(name="replace", q=0.9), "regime 'replace' has no field q; its fields: curation"),
         (dict(name="mix", q=0.9), "regime 'mix' has no field q; its fields: real_fraction, real_source, resample_real"),
     ],
 )

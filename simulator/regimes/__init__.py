@@ -9,6 +9,11 @@ the shared ``Regime`` type lives in ``regime.py``.
 | ``accumulate`` | the real data plus all earlier synthetic data | Gerstgrasser et al. 2024 |
 | ``accumulate_subsample`` | a fixed-size subsample of that pool | Kazdan et al. 2024 |
 | ``token_edit`` | the previous data with scheduled rows rewritten | Zhu et al. 2024 (ToEdit) |
+| ``weighted`` | (model) w·fit(fresh real rows) + (1−w)·fit(synthetic rows) | He, Xu & Cheng 2025 |
+
+``replace``, ``mix``, ``accumulate`` and ``accumulate_subsample`` also take a
+``curation`` (``simulator/curation.py``): a rule that keeps some of more proposed
+synthetic rows (verifier, best_of_k, preference, top_fraction).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ REGIMES = {
     "accumulate": "collapse_sim.simulator.regimes.accumulate",
     "accumulate_subsample": "collapse_sim.simulator.regimes.accumulate_subsample",
     "token_edit": "collapse_sim.simulator.regimes.token_edit",
+    "weighted": "collapse_sim.simulator.regimes.weighted",
 }
 
 

@@ -8,17 +8,24 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from collapse_sim.simulator import curation
 from collapse_sim.simulator import rows as R
-from collapse_sim.simulator.regimes.regime import Regime, RegimeConfig, split_keys
+from collapse_sim.simulator.curation import CurationConfig
+from collapse_sim.simulator.regimes.regime import Regime, RegimeConfig, curated_numbers, split_keys
 from collapse_sim.simulator.world import World
 
 
 @dataclasses.dataclass
 class AccumulateConfig(RegimeConfig):
-    """No fields: the pool keeps every row."""
+    """The pool keeps every row.  curation: how each generation's synthetic rows are
+    curated before they join the pool (``simulator/curation.py``; rule ``none`` by default)."""
 
     NAME = "accumulate"
     name: str = "accumulate"
+    curation: CurationConfig = dataclasses.field(default_factory=CurationConfig)
+
+    def numbers(self) -> dict:
+        return curated_numbers(self, dataclasses.asdict(self))
 
 
 def pool_of(real: dict, n_generations: int) -> dict:
@@ -26,9 +33,19 @@ def pool_of(real: dict, n_generations: int) -> dict:
     return R.write(R.empty_pool(real, (n_generations + 1) * R.n_rows(real)), real, 0)
 
 
-def grow(world: World, key, pool: dict, truth, params, g) -> dict:
-    """Write model g-1's samples into rows [g T, (g+1) T) of the pool."""
-    return R.write(pool, world.sample(key, truth, params, g), g * world.n_rows)
+def grow(world: World, pool: dict, rows: dict, g) -> dict:
+    """Write generation g's synthetic rows (model g-1's samples) into rows [g T, (g+1) T) of the pool."""
+    return R.write(pool, rows, g * world.n_rows)
+
+
+def with_extra(pool: dict, extra):
+    """The regime's state: the pool, or (pool, extra) when curation carries a scorer model."""
+    return pool if isinstance(extra, tuple) and not extra else (pool, extra)
+
+
+def split_state(state):
+    """(pool, extra) of a state made by :func:`with_extra`."""
+    return state if isinstance(state, tuple) else (state, ())
 
 
 def pool_stats(pool: dict) -> dict:
@@ -36,16 +53,20 @@ def pool_stats(pool: dict) -> dict:
 
 
 def make(cfg: AccumulateConfig, world: World, n_generations: int) -> Regime:
+    src = curation.source(cfg.curation, world)
+
     def initial_train(real):
         return pool_of(real, n_generations)
 
     def init(key, truth, real, params0):
-        return pool_of(real, n_generations)
+        return with_extra(pool_of(real, n_generations), src.init(params0))
 
-    def step(key, pool, truth, params, g):
+    def step(key, state, truth, params, g):
         k_sample, _, _ = split_keys(key)
-        pool = grow(world, k_sample, pool, truth, params, g)
-        return pool, pool, pool_stats(pool)
+        pool, extra = split_state(state)
+        rows, stats = src.draw(k_sample, extra, truth, params, g)
+        pool = grow(world, pool, rows, g)
+        return pool, with_extra(pool, extra), curation.train_stats(src, pool, {**pool_stats(pool), **stats})
 
     return Regime(cfg.name, init, step, initial_train)
 

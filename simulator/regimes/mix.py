@@ -11,8 +11,17 @@ import dataclasses
 
 import jax.numpy as jnp
 
+from collapse_sim.simulator import curation
 from collapse_sim.simulator import rows as R
-from collapse_sim.simulator.regimes.regime import Regime, RegimeConfig, check_choice, check_real, split_keys
+from collapse_sim.simulator.curation import CurationConfig
+from collapse_sim.simulator.regimes.regime import (
+    Regime,
+    RegimeConfig,
+    check_choice,
+    check_real,
+    curated_numbers,
+    split_keys,
+)
 from collapse_sim.simulator.world import World
 
 REAL_SOURCES = ("fresh", "original")
@@ -25,13 +34,16 @@ class MixConfig(RegimeConfig):
     real_source: ``fresh`` (new real data each generation; on a fixed design,
     fresh labels on the chosen rows) or ``original`` (rows of the original data).
     resample_real: ``original`` only; draw a new subset of the original rows every
-    generation (True, Shumailov) or keep one subset for the whole run (False)."""
+    generation (True, Shumailov) or keep one subset for the whole run (False).
+    curation: how the synthetic rows are curated (``simulator/curation.py``; rule
+    ``none`` by default); the real rows are never curated."""
 
     NAME = "mix"
     name: str = "mix"
     real_fraction: float = 0.2
     real_source: str = "fresh"
     resample_real: bool = True
+    curation: CurationConfig = dataclasses.field(default_factory=CurationConfig)
 
     def validate(self) -> None:
         check_choice("real_source", self.real_source, REAL_SOURCES)
@@ -41,7 +53,7 @@ class MixConfig(RegimeConfig):
         out = dataclasses.asdict(self)
         if self.real_source == "fresh":
             del out["resample_real"]  # fresh rows are drawn anew every generation either way
-        return out
+        return curated_numbers(self, out)
 
 
 def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
@@ -49,16 +61,18 @@ def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
     m = int(round(cfg.real_fraction * T))
     fresh = cfg.real_source == "fresh"
     redraw = fresh or cfg.resample_real
+    src = curation.source(cfg.curation, world)
 
     def init(key, truth, real, params0):
-        return {"real": real, "mask": R.random_subset_mask(key, T, m)}
+        return {"real": real, "mask": R.random_subset_mask(key, T, m), "curation": src.init(params0)}
 
     def step(key, state, truth, params, g):
         k_sample, k_real, k_mask = split_keys(key)
-        synthetic = world.sample(k_sample, truth, params, g)
+        synthetic, stats = src.draw(k_sample, state["curation"], truth, params, g)
         real = world.real(k_real, truth, g) if fresh else state["real"]
         mask = R.random_subset_mask(k_mask, T, m) if redraw else state["mask"]
-        return R.where(mask, real, synthetic), state, {"real_share": jnp.mean(mask)}
+        train = R.where(mask, real, synthetic)
+        return train, state, curation.train_stats(src, train, {"real_share": jnp.mean(mask), **stats})
 
     return Regime(cfg.name, init, step)
 

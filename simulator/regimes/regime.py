@@ -10,7 +10,17 @@ over its static config and the world:
   training set of generation ``g >= 1`` from ``params`` = model g-1;
 - ``initial_train(real) -> train``: generation 0's training set, the real data
   laid out as the regime's later training sets are (``accumulate`` puts it in
-  its pool), so every generation's fit sees the same shapes.
+  its pool), so every generation's fit sees the same shapes;
+- ``fit(key, train, base) -> params``: optional; a regime that fits generation
+  ``g >= 1`` itself (``weighted`` averages a fit on real rows with a fit on
+  synthetic rows, so its ``train`` holds both tables).  The loop calls it in
+  place of ``world.fit`` when given; generation 0 is always ``world.fit`` of
+  ``initial_train(real)``.
+
+Regimes that compose with curation (``replace``, ``mix``, ``accumulate``,
+``accumulate_subsample``) have a ``curation`` field (``simulator/curation.py``)
+and draw their synthetic rows through ``curation.source``; with
+``curation.rule=none`` (the default) that is ``world.sample`` itself.
 
 Shapes are static: a growing pool is preallocated for every generation and
 masked by row weights.  Every regime splits its key the same way
@@ -22,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 
 def _same(real):
@@ -34,6 +44,7 @@ class Regime(NamedTuple):
     init: Callable[..., Any]
     step: Callable[..., tuple]
     initial_train: Callable[[dict], dict] = _same
+    fit: Optional[Callable[..., Any]] = None
 
 
 def split_keys(key):
@@ -61,6 +72,10 @@ class RegimeConfig:
                 f"regime.name={self.name!r} does not match the config class {type(self).__name__} "
                 f"(regime {self.NAME!r}); build another regime's config with regimes.config(name, ...)"
             )
+        if hasattr(self, "curation"):
+            from collapse_sim.simulator.curation import as_config
+
+            self.curation = as_config(self.curation)
         self.validate()
 
     def validate(self) -> None:
@@ -70,6 +85,17 @@ class RegimeConfig:
         """The fields that can change a run's numbers (the run hash covers exactly
         these); a field that a setting makes inert is left out."""
         return dataclasses.asdict(self)
+
+
+def curated_numbers(cfg, out: dict) -> dict:
+    """``out`` (a regime's numbers) with its ``curation`` entry reduced to the fields the
+    rule reads, or dropped without curation (so an uncurated run keeps its hash)."""
+    out = dict(out)
+    if cfg.curation.active:
+        out["curation"] = cfg.curation.numbers()
+    else:
+        out.pop("curation", None)
+    return out
 
 
 def check_choice(field: str, value, allowed) -> None:

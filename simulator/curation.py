@@ -1,0 +1,424 @@
+"""Curated synthetic data: model n−1 proposes more rows than a generation needs and a rule keeps some.
+
+A regime with ``curation.rule != "none"`` (``replace``, ``mix``, ``accumulate``,
+``accumulate_subsample``) draws its synthetic rows through :func:`source` instead of
+``world.sample``; everything else about the regime is unchanged.  Rules:
+
+- ``verifier``: keep a proposed row when a verifier accepts it: the window
+  ‖p − centre‖ ≤ half_width on the row's point p (``world.point``, or ``world.score``
+  read as one coordinate: a text block's perplexity under generation 0, so the window
+  is a perplexity band), or the world's own verifier (``world.verify``; regression:
+  |y − xᵀθ_v| ≤ γ‖x‖ + √(2/π)σ with the biased belief θ_v = w* + bias·u, Yi, Liu,
+  Cheng & Xu, arXiv 2510.16657).  Proposals come in rounds of one training set, at
+  most ``rounds`` of them; the first n accepted rows in proposal order are kept, which
+  is what refilling round after round until n rows are accepted gives.  If the rounds
+  accept fewer than n rows, the set holds the accepted rows and the missing ones are
+  absent (weight 0): the model is then fitted on fewer rows, which ``shortfall`` and
+  ``train_rows`` record.  One-step moments: ``theory/curation.py`` ``window_step``.
+- ``best_of_k``: each row is the best of K proposals by the reward (selection by a
+  verifier, Feng et al., arXiv 2406.07515).  Exact E s_t² for a linear reward:
+  ``theory/curation.py`` ``best_of_k_variance_curve``.
+- ``preference``: each row is one of K proposals drawn with probability
+  softmax(β·reward) (Bradley–Terry curation, Ferbach et al., arXiv 2407.09499); as
+  K → ∞ the kept rows follow p·e^{β r} (``tilt_linear_curve``, ``tilt_quadratic_curve``).
+- ``top_fraction``: propose round(n/α) rows, keep the n of highest reward
+  (``top_fraction_curve``, a large-n limit).  On a text world with ``direction=-1`` it
+  keeps the proposed blocks of lowest perplexity under generation 0, the quality filter
+  of Liu et al., arXiv 2404.07503.
+
+Rewards read a row's point p (D coordinates): ``linear`` r = direction·p, ``quadratic``
+r = −‖p − target‖²; ``direction`` and ``target`` are one number (the same on every
+coordinate) or a list of D numbers.
+
+Shapes are static: every rule proposes a fixed number of training sets at once (K,
+``rounds`` or ⌈1/α⌉) and keeps rows by index and weight.  Records (regime statistics,
+zero at generation 0 as every regime's): ``accept_rate`` (kept / proposed rows;
+verifier: accepted / proposed over every round), ``reward_mean`` (mean reward of the
+kept synthetic rows) and ``reward_proposed`` (of every proposal) for the reward rules,
+``shortfall`` (share of the n rows the verifier could not fill) and
+``proposal_rounds`` (rounds a refill needed) for the verifier, and ``train_rows``
+(rows of positive weight the model is fitted on), added by the regime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from collapse_sim.simulator.world import World
+
+RULES = ("none", "verifier", "best_of_k", "preference", "top_fraction")
+REWARDS = ("linear", "quadratic")
+# The fields each rule reads (the run hash covers only these); a reward rule also reads
+# its reward's own field.
+RULE_FIELDS = {
+    "none": (),
+    "verifier": ("centre", "half_width", "bias", "gamma", "rounds"),
+    "best_of_k": ("K", "reward"),
+    "preference": ("K", "beta", "reward"),
+    "top_fraction": ("keep_fraction", "reward"),
+}
+REWARD_FIELDS = {"linear": ("direction",), "quadratic": ("target",)}
+SHORT_WARNING = 1.0  # warn when rounds × (acceptance of the real rows) is below this
+
+
+def _bad(field, value, allowed) -> None:
+    raise ValueError(f"regime.curation.{field}={value!r} is not allowed; allowed: {allowed}")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _finite(field, value, *, low=None, low_open=False, high=None, what="a finite number") -> None:
+    ok = _is_number(value) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    if not ok:
+        _bad(field, value, what)
+
+
+def _whole(field, value, minimum, what) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        _bad(field, value, f"a whole number of {what} >= {minimum}")
+
+
+def _vector(field, value) -> None:
+    """One finite number or a non-empty list of finite numbers."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(_is_number(v) and math.isfinite(v) for v in items):
+        _bad(field, value, "one finite number (the same on every coordinate) or a list of finite numbers, one per coordinate")
+
+
+@dataclasses.dataclass
+class CurationConfig:
+    """rule: none | verifier | best_of_k | preference | top_fraction (module docstring).
+    K: proposals per kept row (best_of_k, preference).  beta: the preference's inverse
+    temperature β, P(pick) ∝ exp(β·reward).  keep_fraction: α of top_fraction, in (0, 1].
+    reward: linear (direction) | quadratic (target).  centre, half_width: the verifier
+    window on a row's point.  bias, gamma: the regression verifier's belief θ_v = w* +
+    bias·u (u = (1, ..., 1)/√d) and slack γ.  rounds: most proposal rounds of one
+    training set the verifier draws."""
+
+    rule: str = "none"
+    K: int = 4
+    beta: float = 1.0
+    keep_fraction: float = 0.5
+    reward: str = "linear"
+    direction: Any = 1.0
+    target: Any = 0.0
+    centre: float = 0.0
+    half_width: float = 1.0
+    bias: float = 0.0
+    gamma: float = 0.0
+    rounds: int = 4
+
+    def __post_init__(self):
+        if isinstance(self.direction, tuple):
+            self.direction = list(self.direction)
+        if isinstance(self.target, tuple):
+            self.target = list(self.target)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"regime.curation.rule={self.rule!r} is not known; allowed: {', '.join(RULES)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"regime.curation.reward={self.reward!r} is not known; allowed: {', '.join(REWARDS)}")
+        _whole("K", self.K, 1, "proposals per kept row")
+        _whole("rounds", self.rounds, 1, "proposal rounds")
+        _finite("beta", self.beta)
+        _finite("keep_fraction", self.keep_fraction, low=0, low_open=True, high=1,
+                what="a share of the proposals in (0, 1]")
+        _vector("direction", self.direction)
+        if all(v == 0 for v in (self.direction if isinstance(self.direction, list) else [self.direction])):
+            _bad("direction", self.direction, "a direction that is not zero (a zero linear reward ranks nothing)")
+        _vector("target", self.target)
+        _finite("centre", self.centre)
+        _finite("half_width", self.half_width, low=0, low_open=True,
+                what="a finite number > 0 (a window of half-width <= 0 accepts nothing)")
+        _finite("bias", self.bias)
+        _finite("gamma", self.gamma, low=0, what="a finite number >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.rule != "none"
+
+    def fields(self) -> tuple:
+        """The fields this rule reads."""
+        own = RULE_FIELDS[self.rule]
+        return own + (REWARD_FIELDS[self.reward] if "reward" in own else ())
+
+    def numbers(self) -> dict:
+        return {"rule": self.rule, **{f: getattr(self, f) for f in self.fields()}}
+
+
+def as_config(value) -> CurationConfig:
+    """A CurationConfig from itself, None (no curation) or a dict of its fields."""
+    if value is None:
+        return CurationConfig()
+    if isinstance(value, CurationConfig):
+        return value
+    if isinstance(value, dict):
+        known = [f.name for f in dataclasses.fields(CurationConfig)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(f"regime.curation has no field {', '.join(unknown)}; its fields: {', '.join(known)}")
+        return CurationConfig(**value)
+    raise ValueError(f"regime.curation={value!r} is not allowed; allowed: a CurationConfig, a dict of its fields or None")
+
+
+class Source(NamedTuple):
+    """Where a regime's synthetic rows come from.  ``init(params0) -> extra``: what the
+    source carries in the regime's state (the generation-0 scorer model, or ()).
+    ``draw(key, extra, truth, params, g) -> (rows, stats)``: one synthetic training set
+    with ``world.sample``'s layout, and the curation statistics ({} without curation)."""
+
+    active: bool
+    init: Callable
+    draw: Callable
+
+
+def train_stats(src: Source, train: dict, stats: dict) -> dict:
+    """``stats`` plus ``train_rows`` (rows of positive weight in ``train``) under curation."""
+    if not src.active:
+        return stats
+    return {**stats, "train_rows": jnp.sum(train["weight"] > 0).astype(jnp.result_type(float))}
+
+
+def _vec(value, D: int, dtype) -> jax.Array:
+    v = np.asarray(value, dtype=np.float64).reshape(-1)
+    if v.size == 1:
+        v = np.full(D, v[0])
+    return jnp.asarray(v, dtype)
+
+
+def _needs(rule: str, what: str, world: World, has: str) -> ValueError:
+    return ValueError(
+        f"regime.curation.rule={rule} needs {what}; world {world.name!r} has none ({has}). "
+        f"Allowed: {_allowed(rule)}"
+    )
+
+
+def _allowed(rule: str) -> str:
+    if rule == "verifier":
+        return "a world with a verifier or with points (gaussian, gmm, categorical, regression, ngram, transformer)"
+    return "a world whose rows have points (gaussian, gmm, categorical) or scores (ngram, transformer)"
+
+
+def _probe_rows(world: World):
+    """Generation-0 real rows of one seed, eagerly (for checks at start; model-free worlds only)."""
+    truth = world.init(jax.random.key(0))
+    return truth, world.real(jax.random.key(1), truth, 0)
+
+
+def source(cfg, world: World) -> Source:
+    """The synthetic-data source of a regime for ``cfg`` (a CurationConfig or None).
+
+    Raises ValueError at start when the world lacks what the rule needs, when a list
+    ``direction`` / ``target`` does not have one entry per coordinate, or when a verifier
+    accepts none of generation 0's real rows (it would accept next to nothing from
+    models fitted to them); warns when it accepts so few that ``rounds`` rounds are
+    unlikely to fill a training set."""
+    cfg = as_config(cfg)
+    if not cfg.active:
+        return Source(False, lambda params0: (), lambda key, extra, truth, params, g: (world.sample(key, truth, params, g), {}))
+    rule = cfg.rule
+    own_verifier = rule == "verifier" and world.verify is not None
+    if not own_verifier and world.point is None and world.score is None:
+        what = "a verifier (world.verify) or row points" if rule == "verifier" else "a reward on its rows (world.point or world.score)"
+        has = "no point, score or verifier"
+        raise _needs(rule, what, world, has)
+    uses_scorer = not own_verifier and world.point is None
+    dtype = jnp.result_type(float)
+
+    def coords(extra, rows):
+        if world.point is not None:
+            return world.point(rows).astype(dtype)
+        return world.score(extra, rows).astype(dtype)[:, None]
+
+    D = 1
+    if world.point is not None:
+        _, probe = _probe_rows(world)
+        D = int(world.point(probe).shape[-1])
+    for field in REWARD_FIELDS[cfg.reward] if "reward" in cfg.fields() else ():
+        value = getattr(cfg, field)
+        if isinstance(value, list) and len(value) not in (1, D):
+            _bad(field, value, f"one number or a list of {D} numbers (world {world.name!r} has {D} coordinates)")
+
+    if cfg.reward == "linear":
+        direction = _vec(cfg.direction, D, dtype)
+
+        def reward(p_NxD):
+            return p_NxD @ direction
+    else:
+        target = _vec(cfg.target, D, dtype)
+
+        def reward(p_NxD):
+            return -jnp.sum((p_NxD - target) ** 2, axis=-1)
+
+    if rule == "verifier":
+        accept = _verifier(cfg, world, coords, own_verifier, uses_scorer)
+        draw = _verify_draw(cfg, world, accept)
+    elif rule in ("best_of_k", "preference"):
+        draw = _pick_draw(cfg, world, coords, reward)
+    else:
+        draw = _top_draw(cfg, world, coords, reward)
+    init = (lambda params0: params0) if uses_scorer else (lambda params0: ())
+    return Source(True, init, draw)
+
+
+def _proposals(world: World, key, truth, params, g, R: int):
+    """R synthetic training sets of model ``params``, leaves (R, N, ...)."""
+    return jax.vmap(lambda k: world.sample(k, truth, params, g))(jax.random.split(key, R))
+
+
+def _flat(sets):
+    return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), sets)
+
+
+def _mean_where(x, mask):
+    m = mask.astype(x.dtype)
+    return jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
+
+
+def _place(template_w, rows, n_keep):
+    """``rows`` (N) laid into the present slots of the template weights in order: slot j
+    (the j-th present row of the template) gets rows[j] for j < n_keep; the rest are absent."""
+    present = template_w > 0
+    slots = jnp.argsort(~present, stable=True)  # present slots first, in order
+    order = jnp.zeros_like(slots).at[slots].set(jnp.arange(slots.shape[0]))  # rank of each slot
+    out = jax.tree.map(lambda a: a[order], rows)
+    out["weight"] = jnp.where(present & (order < n_keep), template_w, 0.0).astype(template_w.dtype)
+    return out
+
+
+def _pick_draw(cfg: CurationConfig, world: World, coords, reward):
+    """best_of_k (argmax) or preference (softmax(β r) draw) among K proposals per row."""
+    K, beta, pick_max = cfg.K, cfg.beta, cfg.rule == "best_of_k"
+
+    def draw(key, extra, truth, params, g):
+        k_prop, k_pick = jax.random.split(key)
+        sets = _proposals(world, k_prop, truth, params, g, K)
+        N = sets["weight"].shape[1]
+        r_KxN = reward(coords(extra, _flat(sets))).reshape(K, N)
+        if pick_max:
+            idx_N = jnp.argmax(r_KxN, axis=0)
+        else:
+            idx_N = jax.random.categorical(k_pick, beta * r_KxN, axis=0)
+        rows = jax.tree.map(lambda a: a[idx_N, jnp.arange(N)], sets)
+        present = rows["weight"] > 0
+        kept_r = r_KxN[idx_N, jnp.arange(N)]
+        stats = {
+            "accept_rate": jnp.asarray(1.0 / K, r_KxN.dtype),
+            "reward_mean": _mean_where(kept_r, present),
+            "reward_proposed": _mean_where(r_KxN, sets["weight"] > 0),
+        }
+        return rows, stats
+
+    return draw
+
+
+def _top_draw(cfg: CurationConfig, world: World, coords, reward):
+    """top_fraction: of round(n/α) proposals (the first present rows of ⌈1/α⌉ sets), the n
+    of highest reward."""
+    alpha = float(cfg.keep_fraction)
+    R = max(1, math.ceil(1.0 / alpha - 1e-12))
+
+    def draw(key, extra, truth, params, g):
+        k_prop, _ = jax.random.split(key)
+        sets = _proposals(world, k_prop, truth, params, g, R)
+        N = sets["weight"].shape[1]
+        flat = _flat(sets)
+        template_w = sets["weight"][0]
+        n_keep = jnp.sum(template_w > 0)
+        present = flat["weight"] > 0
+        n_cand = jnp.minimum(jnp.round(n_keep / alpha), jnp.sum(present))
+        cand = present & (jnp.cumsum(present) <= n_cand)
+        r = reward(coords(extra, flat))
+        _, idx = jax.lax.top_k(jnp.where(cand, r, -jnp.inf), N)
+        rows = _place(template_w, jax.tree.map(lambda a: a[idx], flat), n_keep)
+        kept = jnp.arange(N) < n_keep
+        stats = {
+            "accept_rate": (n_keep / jnp.maximum(n_cand, 1)).astype(r.dtype),
+            "reward_mean": _mean_where(r[idx], kept),
+            "reward_proposed": _mean_where(r, cand),
+        }
+        return rows, stats
+
+    return draw
+
+
+def _verifier(cfg: CurationConfig, world: World, coords, own: bool, uses_scorer: bool):
+    """``accept(extra, truth, rows) -> (N,) bool``, after the checks at start."""
+    if own:
+        def accept(extra, truth, rows):
+            return world.verify(truth, rows, cfg)
+        what = f"regime.curation.bias={cfg.bias}, gamma={cfg.gamma}"
+    else:
+        centre, h = float(cfg.centre), float(cfg.half_width)
+
+        def accept(extra, truth, rows):
+            p = coords(extra, rows)
+            return jnp.sqrt(jnp.sum((p - centre) ** 2, axis=-1)) <= h
+        what = f"the window |point - {centre:g}| <= {h:g} (regime.curation.centre, half_width)"
+    if uses_scorer:
+        # Text worlds: the point is a perplexity, >= 1, and the scorer exists only once fitted.
+        if cfg.centre + cfg.half_width < 1.0:
+            raise ValueError(
+                f"regime.curation: the verifier band [{cfg.centre - cfg.half_width:g}, {cfg.centre + cfg.half_width:g}] "
+                f"on world {world.name!r} lies below 1, and a perplexity is >= 1, so it accepts nothing; allowed: "
+                "centre + half_width >= 1"
+            )
+        return accept
+    truth, probe = _probe_rows(world)
+    ok = np.asarray(accept((), truth, probe)) & (np.asarray(probe["weight"]) > 0)
+    n = int(np.sum(np.asarray(probe["weight"]) > 0))
+    rate = ok.sum() / max(n, 1)
+    if ok.sum() == 0:
+        raise ValueError(
+            f"regime.curation.rule=verifier: {what} accepts none of the {n} real rows of generation 0 "
+            f"on world {world.name!r}, so it would keep (almost surely) no synthetic row; widen or move it"
+        )
+    if rate * cfg.rounds < SHORT_WARNING:
+        warnings.warn(
+            f"regime.curation.rule=verifier accepts {rate:.3g} of the real rows of generation 0; "
+            f"{cfg.rounds} rounds (regime.curation.rounds) will likely not fill a training set, so generations "
+            "will train on fewer rows (recorded as shortfall and train_rows)",
+            stacklevel=3,
+        )
+    return accept
+
+
+def _verify_draw(cfg: CurationConfig, world: World, accept):
+    """verifier: the first n accepted rows of ``rounds`` proposal sets, in proposal order."""
+    R = int(cfg.rounds)
+
+    def draw(key, extra, truth, params, g):
+        k_prop, _ = jax.random.split(key)
+        sets = _proposals(world, k_prop, truth, params, g, R)
+        N = sets["weight"].shape[1]
+        flat = _flat(sets)
+        template_w = sets["weight"][0]
+        n_need = jnp.sum(template_w > 0)
+        present = flat["weight"] > 0
+        ok = present & accept(extra, truth, flat)
+        take = ok & (jnp.cumsum(ok) <= n_need)
+        n_kept = jnp.sum(take)
+        idx = jnp.argsort(~take, stable=True)[:N]  # taken rows first, in proposal order
+        rows = _place(template_w, jax.tree.map(lambda a: a[idx], flat), n_kept)
+        last = jnp.max(jnp.where(take, jnp.arange(R * N), -1))
+        dtype = jnp.result_type(float)
+        stats = {
+            "accept_rate": (jnp.sum(ok) / jnp.maximum(jnp.sum(present), 1)).astype(dtype),
+            "shortfall": ((n_need - n_kept) / jnp.maximum(n_need, 1)).astype(dtype),
+            "proposal_rounds": jnp.where(n_kept >= n_need, last // N + 1, R).astype(dtype),
+        }
+        return rows, stats
+
+    return draw
