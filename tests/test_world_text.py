@@ -335,7 +335,7 @@ def test_bad_corpus_fails_at_start_naming_the_path(tmp_path, case):
         ("edit_threshold", -0.1, r"world.edit_threshold=-0.1 .*\[0, 1\]"),
         ("edit_top_k", 0, r"world.edit_top_k=0 .*vocabulary size 256"),
         ("edit_top_k", 300, r"world.edit_top_k=300 .*vocabulary size 256"),
-        ("edit_temperature", 0.0, r"world.edit_temperature=0.0 .*> 0"),
+        ("edit_temperature", 0.0, r"world.edit_temperature=0.0 .*\[0.001, 1000\]"),
         ("edit_drop_below", 0.999, r"world.edit_drop_below=0.999 .*world.edit_threshold=0.99"),
         ("edit_drop_below", -0.001, r"world.edit_drop_below=-0.001"),
     ],
