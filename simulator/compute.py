@@ -69,7 +69,12 @@ def build(exp) -> Program:
 
 
 def to_host(tree):
-    return jax.tree.map(lambda a: np.asarray(jax.device_get(a)), tree)
+    """Numpy copies of (possibly multi-host sharded) arrays, gathered on every process."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 def generations(done: int, n_generations: int, chunk_generations: int):

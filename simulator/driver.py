@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collapse_sim.simulator import checkpoint, interrupts, results
+from collapse_sim.simulator.compute import set_precision, to_host  # noqa: F401 (set_precision re-exported)
 from collapse_sim.simulator.lock import RunLock
 from collapse_sim.simulator.loop import make_generation, seed_keys
 from collapse_sim.simulator.progress import Progress, say
@@ -40,11 +41,6 @@ from collapse_sim.simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
 PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment", "compile_cache")
-
-
-def set_precision(precision: str) -> None:
-    """float64 needs JAX's x64 mode; it must be set before any array is made."""
-    jax.config.update("jax_enable_x64", precision == "float64")
 
 
 def resolved(config) -> dict:
@@ -88,15 +84,6 @@ def _stopped(what: str, seeds: list, out_dir, done: int) -> FloatingPointError:
         f"{what} for seeds {seeds[:10]}; generations 0..{done} are saved in {out_dir}; change the config "
         f"(e.g. run.precision=float64) and run again, or run the same command to retry from generation {done}"
     )
-
-
-def to_host(tree):
-    """Numpy copies of (possibly multi-host sharded) arrays, gathered on every process."""
-    if jax.process_count() == 1:
-        return jax.tree.map(np.asarray, tree)
-    from jax.experimental import multihost_utils
-
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 def _concat(parts: list[dict]) -> dict:
