@@ -29,7 +29,7 @@ def check_sizes(d: int, T: int) -> str | None:
 
 
 def check_G(G) -> int:
-    if not (isinstance(G, (int, np.integer)) and G >= 0):
+    if isinstance(G, bool) or not (isinstance(G, (int, np.integer)) and G >= 0):
         raise ValueError(f"G={G!r} must be a whole number of generations >= 0")
     return int(G)
 

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from collapse_sim.theory.checks import check_G
+
 
 # --------------------------------------------------------------------------- checks
 
@@ -41,12 +43,6 @@ def _check_n(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise ValueError(f"n={n!r} must be a whole number of rows >= 2")
     return int(n)
-
-
-def _check_G(G) -> int:
-    if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 0:
-        raise ValueError(f"G={G!r} must be a whole number of generations >= 0")
-    return int(G)
 
 
 def _check_sigma2(sigma2) -> float:
@@ -80,7 +76,7 @@ def moment_curve(G, real_share, temperature, n, sigma2=1.0, E0=None, v0=None):
     For a d-dimensional Gaussian the same recursion holds entrywise for E[Σ_t] and Cov(μ_t).
     Derivation: theory/curation.md §1 (within- and between-group sums of squares of the two row
     groups).  STATUS: exact."""
-    G = _check_G(G)
+    G = check_G(G)
     sigma2 = _check_sigma2(sigma2)
     M, b = transition(real_share, temperature, n)
     c = (n - 1) / n
@@ -188,7 +184,7 @@ def categorical_curve(G, p0, p_star, real_share, temperature):
     The refit on finitely many samples makes the iterated map exact only as M → ∞.
     With no real data (α = 0, not accepted here) p_g ∝ p0^{τ^{−g}}: ``categorical_replace_curve``.
     theory/curation.md §2.  STATUS: large-sample limit (M → ∞)."""
-    G = _check_G(G)
+    G = check_G(G)
     p = _check_probs("p0", p0)
     out = [p]
     for _ in range(G):
@@ -201,7 +197,7 @@ def categorical_replace_curve(G, p0, temperature):
     """No real data: p_g ∝ p0^{τ^{−g}} (g-fold tempering composes exponents), shape (G+1, V); the
     argmax mass for τ < 1, uniform on the support of p0 for τ > 1, as g → ∞.
     theory/curation.md §2.  STATUS: large-sample limit (M → ∞)."""
-    G = _check_G(G)
+    G = check_G(G)
     t = float(_check_temperature(temperature))
     p0 = _check_probs("p0", p0)
     return np.stack([tempered(p0, t**g) for g in range(G + 1)])

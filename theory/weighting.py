@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from collapse_sim.theory.regression import ols_error
+from collapse_sim.theory.checks import check_G
+from collapse_sim.theory.ols import ols_error
 
 
 def _check_weight(weight):
@@ -48,12 +49,6 @@ def _check_positive(name, x) -> float:
     return float(x)
 
 
-def _check_G(G) -> int:
-    if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 0:
-        raise ValueError(f"G={G!r} must be a whole number of generations >= 0")
-    return int(G)
-
-
 # --------------------------------------------------------------------------- generic recursion
 
 
@@ -61,7 +56,7 @@ def error_curve(G, weight, v_real, v_syn):
     """e_g, g = 0..G: e_0 = v_real, e_{g+1} = w² v_real + (1−w)²(e_g + v_syn); closed form
     e_g = a^g e_0 + b(1 − a^g)/(1 − a), a = (1−w)², b = w² v_real + (1−w)² v_syn (w = 0: e_0 + g v_syn).
     theory/curation.md §3.  STATUS: exact."""
-    G = _check_G(G)
+    G = check_G(G)
     w = float(_check_weight(weight))
     v_real, v_syn = _check_positive("v_real", v_real), _check_positive("v_syn", v_syn)
     g = np.arange(G + 1, dtype=np.float64)
