@@ -4,6 +4,7 @@ vmapped seeds and compare Monte Carlo means with theory within a number of stand
 Axis letters: S seeds, G generations (G+1 records), V outcomes, K components, D features.
 """
 
+import contextlib
 from types import SimpleNamespace
 
 import jax
@@ -13,6 +14,17 @@ from collapse_sim.experiments.predictions import predict
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds import make_world
+
+@contextlib.contextmanager
+def precision(name):
+    """Run a block in float32 or float64 (JAX's x64 flag), restoring the flag after."""
+    was = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", name == "float64")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", was)
+
 
 # Every regime of the engine that needs nothing from the world beyond fit/sample
 # (token_edit needs ``world.edit``), with both readings of mix.

@@ -2,13 +2,13 @@
 (whitened basis), keeps ridge's penalty on the original weights, and flags a Gram
 matrix too ill-conditioned for the precision with a NaN ``gram_cond``."""
 
-import contextlib
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from engine_mc import precision
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
@@ -18,16 +18,6 @@ from collapse_sim.theory import regression as th
 G, S = 4, 2000
 D, T = 10, 40
 P_MAX = regression.max_power(D)  # 8 at d = 10: the spectrum spans 1e8
-
-
-@contextlib.contextmanager
-def precision(name):
-    was = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", name == "float64")
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", was)
 
 
 def mc(cfg, regime):

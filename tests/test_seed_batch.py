@@ -2,11 +2,11 @@
 README.md): the same seeds vmapped all at once and in batches of 2, as the driver runs
 ``run.seed_batch``, world by world."""
 
-import contextlib
 
 import jax
 import numpy as np
 import pytest
+from engine_mc import precision
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
@@ -27,16 +27,6 @@ CASES = [
     ("transformer", dict(steps=5, batch_size=4, n_layers=1, d_model=16, n_heads=2, **TEXT), "replace", "float32"),
 ]
 G, S, B = 2, 8, 2
-
-
-@contextlib.contextmanager
-def precision(name):
-    was = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", name == "float64")
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", was)
 
 
 @pytest.mark.parametrize("world_name, fields, regime, dtype", CASES, ids=[f"{c[0]}-{c[2]}-{c[3]}" for c in CASES])
