@@ -29,7 +29,7 @@ BLAS threads: 1 by default (``--blas-threads``), for the numpy references and
 for the engine alike: JAX's CPU LAPACK kernels (eigh, cholesky, solve) call
 the OpenBLAS that scipy ships, which spawns a thread per core next to XLA's own
 threads; on 2 busy cores a threaded 100 x 100 eigh was measured 100x slower
-than a single-threaded one (lm-on-cpu.md pitfall 7).  The kernel table also
+than a single-threaded one (see the kernel table of experiments/benchmarks/benchmark.md).  The kernel table also
 reports the JAX kernels at the process default, one BLAS thread per core.
 Where OPENBLAS_CORETYPE is set, OpenBLAS runs an older kernel than the CPU
 supports: benchmark with ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE
