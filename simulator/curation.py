@@ -282,6 +282,16 @@ def _flat(sets):
     return jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), sets)
 
 
+def _proposal_pool(world: World, key, truth, params, g, R: int):
+    """R proposal sets flattened into one pool of R·N rows: (pool, template weights (N,)
+    of one set, rows a training set needs, N, which pool rows are present)."""
+    k_prop, _ = jax.random.split(key)
+    sets = _proposals(world, k_prop, truth, params, g, R)
+    template_w = sets["weight"][0]
+    flat = _flat(sets)
+    return flat, template_w, jnp.sum(template_w > 0), sets["weight"].shape[1], flat["weight"] > 0
+
+
 def _mean_where(x, mask):
     m = mask.astype(x.dtype)
     return jnp.sum(x * m) / jnp.maximum(jnp.sum(m), 1.0)
@@ -331,13 +341,7 @@ def _top_draw(cfg: CurationConfig, world: World, coords, reward):
     R = max(1, math.ceil(1.0 / alpha - 1e-12))
 
     def draw(key, extra, truth, params, g):
-        k_prop, _ = jax.random.split(key)
-        sets = _proposals(world, k_prop, truth, params, g, R)
-        N = sets["weight"].shape[1]
-        flat = _flat(sets)
-        template_w = sets["weight"][0]
-        n_keep = jnp.sum(template_w > 0)
-        present = flat["weight"] > 0
+        flat, template_w, n_keep, N, present = _proposal_pool(world, key, truth, params, g, R)
         n_cand = jnp.minimum(jnp.round(n_keep / alpha), jnp.sum(present))
         cand = present & (jnp.cumsum(present) <= n_cand)
         r = reward(coords(extra, flat))
@@ -400,13 +404,7 @@ def _verify_draw(cfg: CurationConfig, world: World, accept):
     R = int(cfg.rounds)
 
     def draw(key, extra, truth, params, g):
-        k_prop, _ = jax.random.split(key)
-        sets = _proposals(world, k_prop, truth, params, g, R)
-        N = sets["weight"].shape[1]
-        flat = _flat(sets)
-        template_w = sets["weight"][0]
-        n_need = jnp.sum(template_w > 0)
-        present = flat["weight"] > 0
+        flat, template_w, n_need, N, present = _proposal_pool(world, key, truth, params, g, R)
         ok = present & accept(extra, truth, flat)
         take = ok & (jnp.cumsum(ok) <= n_need)
         n_kept = jnp.sum(take)
