@@ -184,11 +184,14 @@ def make_world(cfg: RegressionConfig) -> World:
         return x @ w + sigma * jax.random.normal(key, (T,), dtype)
 
     def init(key):
-        k_w, k_x = jax.random.split(key)
-        w_star = jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d)
         if n_shift == 0:
-            return {"w_star": w_star, "x": features(k_x)}
-        u = jax.random.normal(jax.random.fold_in(key, 1), (d,), dtype)
+            k_w, k_x = jax.random.split(key)
+            return {"w_star": jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)}
+        # a third key for the shift's direction: fold_in(key, i) is split(key)[i], so the
+        # direction must not come from fold_in(key, 1), the key the features are drawn with
+        k_w, k_x, k_u = jax.random.split(key, 3)
+        w_star = jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d)
+        u = jax.random.normal(k_u, (d,), dtype)
         delta = cfg.shift_norm * u / jnp.sqrt(jnp.sum(lam * u * u))  # δᵀΣδ = shift_norm²
         return {"w_star": w_star, "x": features(k_x), "delta": delta}
 
