@@ -24,7 +24,9 @@ SHOWS = ("regime.",)  # figures/render.py: one curve per regime variant, one wor
 
 
 def applies(meta: dict) -> bool:
-    return meta["config"]["world"]["name"] == "regression"
+    """Regression runs over generations (a single fit, run.n_generations=0, is figures/strong_collapse.py's)."""
+    c = meta["config"]
+    return c["world"]["name"] == "regression" and c["run"]["n_generations"] > 0
 
 
 def label(meta: dict) -> str:

@@ -31,8 +31,8 @@ _TEXT = (
 # world name -> figure modules, each with ``plot(run_dirs, out_dir) -> [paths]`` and
 # ``applies(meta) -> bool``.
 FIGURES = {
-    "regression": ("collapse_sim.figures.regression", "collapse_sim.figures.toedit_audit"),
-    "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan"),
+    "regression": ("collapse_sim.figures.regression", "collapse_sim.figures.toedit_audit", "collapse_sim.figures.strong_collapse"),
+    "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan", "collapse_sim.figures.golden_ratio"),
     "gmm": ("collapse_sim.figures.gmm",),
     "categorical": ("collapse_sim.figures.categorical",),
     "ngram": _TEXT,
