@@ -46,7 +46,6 @@ def plot(run_dirs, out_dir) -> list[Path]:
     seeds = [rec["test_error"].shape[0] for rec, _ in runs]
     with plt.rc_context(style.RC):
         fig, ax = style.subplots(1, 1, figsize=(6.4, 4.2))
-        ax = np.atleast_1d(ax)[0]
         for i, ((share, norm), pts) in enumerate(sorted(lines.items())):
             st = style.series(i)
             pts.sort(key=lambda p: p[0])
