@@ -16,7 +16,6 @@ fit on real data, so generation g is the result of g+1 fits.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from collapse_sim.simulator.worlds.sample_sizes import sizes as _sizes
 
@@ -116,26 +115,6 @@ def kde(world_cfg, regime_cfg, run_cfg) -> dict:
     }
 
 
-def zero_probability_curves(q, M_G: np.ndarray) -> np.ndarray:
-    """P(an outcome of true probability q_u has count 0 at generation g), (U, G+1), exact.
-
-    Its count is the binomial chain X_0 ~ Bin(M_0, q), X_g | X_{g-1} ~ Bin(M_g, X_{g-1}/M_{g-1})
-    (theory/categorical.py); at g = 0 this is the one-generation loss (1 - q)^M_0.
-    """
-    q = np.atleast_1d(np.asarray(q, float))
-    dist_UxX = stats.binom.pmf(np.arange(M_G[0] + 1)[None], M_G[0], q[:, None])
-    out = np.empty((q.size, M_G.size))
-    out[:, 0] = dist_UxX[:, 0]
-    steps: dict = {}
-    for g in range(1, M_G.size):
-        m_prev, m = int(M_G[g - 1]), int(M_G[g])
-        if (m_prev, m) not in steps:
-            steps[m_prev, m] = stats.binom.pmf(np.arange(m + 1)[None], m, (np.arange(m_prev + 1) / m_prev)[:, None])
-        dist_UxX = dist_UxX @ steps[m_prev, m]
-        out[:, g] = dist_UxX[:, 0]
-    return out
-
-
 def categorical(world_cfg, regime_cfg, run_cfg) -> dict:
     from collapse_sim.experiments import predictions_curation
     from collapse_sim.simulator.worlds.categorical import tail_set, true_distribution
@@ -160,7 +139,7 @@ def categorical(world_cfg, regime_cfg, run_cfg) -> dict:
             f"exceeds the cap {CATEGORICAL_COST_CAP:.0e}",
             units,
         )
-    zero_VxG = zero_probability_curves(values, M)[index]
+    zero_VxG = tc.zero_count_curves(values, M)[index]
     curves = {
         "support": tc.expected_support_curve(p, M),
         "entropy": tc.expected_entropy_curve(p, M),

@@ -1,7 +1,7 @@
-"""The benchmark's numpy references (experiments/bench_reference.py) compute the same
+"""The benchmark's numpy references (experiments/benchmarks/reference.py) compute the same
 statistics as the engine: mean test error per generation agrees within Monte Carlo
 error.  Correctness only, at a tiny size; timing lives in ``collapse-bench``
-(experiments/benchmark.py), never in the test suite.
+(experiments/benchmarks/benchmark.py), never in the test suite.
 
 Each engine comparison costs a compilation (~2.5 s), so two workloads are checked
 against the engine here (the pool and subsample of ``accumulate_subsample``, the
@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from collapse_sim.experiments import bench_reference as ref
+from collapse_sim.experiments.benchmarks import reference as ref
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.worlds import make_world
@@ -83,7 +83,7 @@ def test_unknown_workload_is_rejected():
 
 def test_reports_render_from_a_tiny_saved_report(tmp_path):
     """benchmark.md and the scaling plot render from a saved report (no timing here)."""
-    from collapse_sim.experiments import benchmark as bench
+    from collapse_sim.experiments.benchmarks import report
 
     def fig(tp, scaled=False):
         return {"seeds_run": 1, "seconds": 1.0, "throughput": tp, "scaled": scaled}
@@ -98,15 +98,25 @@ def test_reports_render_from_a_tiny_saved_report(tmp_path):
                 "agreement": {"batched": {"max_abs_z": 0.5}}, "loadavg_1min": [0.0, 0.0],
             }
         )
-    report = {
+    saved = {
         "machine": {"date": "2026-01-01T00:00:00+00:00", "cpu": "test cpu", "cores": 2, "memory_gib": 1.0, "jax_backend": "cpu",
                     "jax_devices": ["cpu:0"], "versions": {"jax": "x"}, "blas": [], "loadavg_start": [0.0], "command": "collapse-bench"},
         "settings": {"generations": 3, "budget_s": 1.0, "loop_budget_s": 0.5, "blas_threads": 1},
         "closed_form": rows, "kernels": [], "profiles": [], "transformer": None, "skipped": [],
         "loadavg_end": [0.0], "total_seconds": 1.0,
     }
-    bench.write_reports(report, tmp_path)
+    report.write_reports(saved, tmp_path)
     md = (tmp_path / "benchmark.md").read_text()
     assert "| 2,560× met | 2.00× met |" in md  # the 256-seed targets
     assert "\\*" in md  # the scaled loop figure is marked
     assert (tmp_path / "scaling.png").stat().st_size > 0 and (tmp_path / "scaling.pdf").stat().st_size > 0
+
+
+def test_collapse_bench_render_redoes_the_saved_tables(tmp_path):
+    """``collapse-bench --render`` (the entry point of experiments/benchmarks/benchmark.py)
+    rebuilds the saved benchmark.md, byte for byte, from the benchmark.json beside it."""
+    from collapse_sim.experiments.benchmarks import benchmark
+
+    saved = benchmark.DEFAULT_OUT / "benchmark.json"
+    benchmark.main(["--render", str(saved), "--out", str(tmp_path)])
+    assert (tmp_path / "benchmark.md").read_text() == (saved.parent / "benchmark.md").read_text()

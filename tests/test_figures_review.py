@@ -229,11 +229,11 @@ def test_render_on_nothing_says_so_and_exits_2(make, tmp_path, capsys):
 
 
 def test_benchmark_scaling_plot_passes_the_review(tmp_path, monkeypatch):
-    """experiments/bench_report.py draws scaling.png in the gallery's look, from a saved report."""
+    """experiments/benchmarks/report.py draws scaling.png in the gallery's look, from a saved report."""
     import json
     from pathlib import Path
 
-    from collapse_sim.experiments import bench_report
+    from collapse_sim.experiments.benchmarks import report as bench_report
 
     report = json.loads((Path(__file__).resolve().parents[1] / "experiments" / "benchmarks" / "benchmark.json").read_text())
     seen = capture(monkeypatch)

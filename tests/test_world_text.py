@@ -1,6 +1,6 @@
-"""Text worlds (simulator/worlds/text.py, ngram.py, transformer.py): ToEdit's edit rule and
-deletion against numpy, test error against numpy, every regime through the engine, seeds,
-compilation, corpus and config errors.
+"""Text worlds (simulator/worlds/text.py, ngram.py, transformer.py) and ToEdit's edit rule
+(simulator/lm/toedit.py): the rule and deletion against numpy, test error against numpy, every
+regime through the engine, seeds, compilation, corpus and config errors.
 
 Model-level properties (n-gram counts, top-k sampling, softmax frequencies, overfitting, corpus
 determinism) are tested in tests/lm and tests/text.  Exact checks use an order-3 n-gram with
@@ -21,7 +21,8 @@ import pytest
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
 from collapse_sim.simulator.worlds import ngram, transformer
-from collapse_sim.simulator.worlds.text import chunked_rule, load_text, toedit_rule
+from collapse_sim.simulator.lm.toedit import chunked_rule, toedit_rule
+from collapse_sim.simulator.worlds.text import load_text
 
 V = 256
 TINY = dict(block_len=32, train_blocks=32, test_blocks=16, reservoir_blocks=128, inspect_blocks=4)

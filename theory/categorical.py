@@ -156,13 +156,10 @@ def _transition(m_prev: int, m: int) -> np.ndarray:
     return stats.binom.pmf(np.arange(m + 1)[None, :], m, (np.arange(m_prev + 1) / m_prev)[:, None])
 
 
-def _marginal_expectations(p, M, G, fns) -> list[np.ndarray]:
-    """For each f in fns: the curve g -> E sum_k f(X_{k,g}, M_g), exactly, via the marginal chains."""
-    p = validate_distribution(p)
-    sizes = sample_sizes(M, G, minimum=1)
-    values, mult = np.unique(p, return_counts=True)
-    dist_UxX = stats.binom.pmf(np.arange(sizes[0] + 1)[None, :], sizes[0], values[:, None])
-    out = [np.empty(sizes.size) for _ in fns]
+def _marginal_chains(q_U: np.ndarray, sizes: np.ndarray):
+    """Yield, for g = 0..G, the law (U, M_g + 1) of the count X_g of a category of true
+    probability q_u: X_0 ~ Bin(M_0, q_u), X_g | X_{g-1} ~ Bin(M_g, X_{g-1}/M_{g-1})."""
+    dist_UxX = stats.binom.pmf(np.arange(sizes[0] + 1)[None, :], sizes[0], q_U[:, None])
     cache: dict = {}
     for g, m in enumerate(sizes):
         if g > 0:
@@ -170,11 +167,34 @@ def _marginal_expectations(p, M, G, fns) -> list[np.ndarray]:
             if key not in cache:
                 cache[key] = _transition(*key)
             dist_UxX = dist_UxX @ cache[key]
+        yield dist_UxX
+
+
+def _marginal_expectations(p, M, G, fns) -> list[np.ndarray]:
+    """For each f in fns: the curve g -> E sum_k f(X_{k,g}, M_g), exactly, via the marginal chains."""
+    p = validate_distribution(p)
+    sizes = sample_sizes(M, G, minimum=1)
+    values, mult = np.unique(p, return_counts=True)
+    out = [np.empty(sizes.size) for _ in fns]
+    for g, (m, dist_UxX) in enumerate(zip(sizes, _marginal_chains(values, sizes))):
         per_count = mult @ dist_UxX  # expected number of categories with count x
         x = np.arange(m + 1)
         for curve, fn in zip(out, fns):
             curve[g] = per_count @ fn(x, m)
     return out
+
+
+def zero_count_curves(q, M, G=None) -> np.ndarray:
+    """P(X_g = 0), (U, G+1), exact: the chance that a category of true probability q_u
+    has no sample in generation g (lost for good: 0 is absorbing), from its marginal
+    chain.  g = 0 is ``loss_probability`` (1 - q)^M_0.  Weighted by p_k and summed it is
+    the expected true mass lost by generation g.  Cost O(U M^2 G).  [D]
+    """
+    q_U = np.atleast_1d(np.asarray(q, dtype=float))
+    if q_U.ndim != 1 or np.any(~((q_U >= 0) & (q_U <= 1))):
+        raise ValueError(f"q must be a probability or a 1-D array of them in [0, 1], got q={q!r}")
+    sizes = sample_sizes(M, G, minimum=1)
+    return np.stack([dist_UxX[:, 0] for dist_UxX in _marginal_chains(q_U, sizes)], axis=1)
 
 
 def expected_entropy_curve(p, M, G=None) -> np.ndarray:

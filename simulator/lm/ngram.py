@@ -1,4 +1,4 @@
-"""Order-k n-gram language model with static-shape count tables, in pure JAX.
+"""Order-k n-gram language model in pure JAX: smoothing, scoring, sampling.
 
 Axis letters: N blocks, L positions in a block, V vocabulary, R context rows
 of a dense table, E entries of a sparse table, B sampled blocks, S seeds,
@@ -33,36 +33,10 @@ longest available order). ``token_logprobs``, ``next_token_logprobs`` (with
 fewer than k - 1 context tokens) and ``sample`` all follow this rule, so
 ``sample`` is exact ancestral sampling from the model ``token_logprobs`` scores.
 
-Count tables (``NGramParams``: one table per order, static shapes):
-
-- Dense, when V^j <= ``max_dense`` (default 2^16: orders 1 and 2 for bytes):
-  counts (V^(j-1), V) plus row totals and distinct counts. Exact; lookups are
-  gathers.
-- Sparse, for higher orders: the distinct j-grams of the training blocks as
-  sorted int32 codes ``h_code * V + w`` with their counts and their context's
-  total and distinct count. Capacity
-  E = N (L - j + 1), the number of j-gram windows, so it never overflows and
-  is never larger than the data. Built by a sort and ``.at[].add``; lookups
-  are binary searches. Exact while V^(j-1) <= ``n_buckets`` (default: the
-  largest value with n_buckets * V < 2^31, 8 388 607 for bytes, so orders
-  <= 3 are exact). Longer contexts are hashed into ``n_buckets`` codes.
-  Collision behaviour: contexts sharing a code are merged (the model uses
-  their pooled continuation counts for both); the next token is never hashed,
-  so every conditional distribution stays normalised. With D distinct
-  contexts about D^2 / (2 n_buckets) pairs collide.
-
-Trade-off: a dense order-3 byte table is V^3 = 16.8M floats (64 MiB) per seed;
-a context-hashed (C, V) table costs C V floats and silently merges contexts
-unless C is well above the number of distinct contexts (C = 2^16 is again
-64 MiB). The sparse table is exact and costs 4 x 4 bytes per window (126 KiB
-for 64 blocks x 128 tokens), paid for with a binary search per lookup. For
-V = 256, k = 3 and 64 x 128 training blocks one seed's tables take 385 KiB
-(dense bigram 258 KiB, sparse trigram 126 KiB, unigram 1 KiB). ``sample``
-adds running sums of the same size while it runs.
-
-Weights: ``fit`` takes one weight per block and counts the block's n-grams
-with it. A weight <= 0 marks an absent row that contributes nothing, so
-preallocated pools can be masked. Fractional weights are allowed.
+Counting: simulator/lm/ngram_counts.py holds the count tables (``NGramParams``,
+dense or sparse per order), ``fit``, ``ngram_count`` and ``params_nbytes``; they
+and ``NGramConfig`` are imported here, so ``ngram.fit`` and ``ngram.NGramConfig``
+are the model's whole surface.
 
 All functions are pure and traceable. ``NGramConfig`` is frozen and hashable:
 pass it as a static argument (``jax.jit(fit, static_argnums=0)``,
@@ -73,263 +47,30 @@ seeds: ``jax.vmap(lambda p, key: sample(cfg, p, key, B, L))(params_S, keys_S)``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import numbers
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-SMOOTHINGS = ("additive", "interpolate", "witten_bell")
-_SENTINEL = 2**31 - 1  # key of an empty sparse slot; sorts after every real code
-_FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-@dataclasses.dataclass(frozen=True)
-class NGramConfig:
-    """Static configuration of an n-gram model.
-
-    Attributes:
-      order: k >= 1, the longest n-gram (a context of k - 1 tokens).
-      vocab_size: V >= 2; tokens are integers in [0, V).
-      smoothing: "additive", "interpolate" or "witten_bell" (module docstring).
-      alpha: add-alpha pseudo-count (> 0), used by "additive".
-      lambdas: interpolation weights (lambda_0, ..., lambda_k): lambda_0 for the
-        uniform distribution, lambda_j for order j; non-negative and summing to
-        1. Required by "interpolate", ignored otherwise.
-      max_dense: order j is stored densely when V^j <= max_dense.
-      n_buckets: context codes of the sparse orders; an order with
-        V^(j-1) > n_buckets hashes its contexts into n_buckets codes. None = the
-        largest allowed value, floor((2^31 - 2) / V).
-    """
-
-    order: int = 3
-    vocab_size: int = 256
-    smoothing: str = "witten_bell"
-    alpha: float = 1.0
-    lambdas: Optional[tuple] = None
-    max_dense: int = 2**16
-    n_buckets: Optional[int] = None
-
-    def __post_init__(self):
-        if not _is_int(self.order) or self.order < 1:
-            raise ValueError(f"NGramConfig.order must be an integer >= 1, got {self.order!r}")
-        if not _is_int(self.vocab_size) or not 2 <= self.vocab_size <= 2**20:
-            raise ValueError("NGramConfig.vocab_size must be an integer in [2, 2**20], "
-                             f"got {self.vocab_size!r}")
-        if self.smoothing not in SMOOTHINGS:
-            raise ValueError(f"NGramConfig.smoothing must be one of {SMOOTHINGS}, "
-                             f"got {self.smoothing!r}")
-        if not (_is_real(self.alpha) and math.isfinite(self.alpha) and self.alpha > 0):
-            raise ValueError(f"NGramConfig.alpha must be a finite number > 0, got {self.alpha!r}")
-        allowed = (f"order + 1 = {self.order + 1} non-negative finite weights "
-                   f"(uniform, order 1, ..., order {self.order}) summing to 1")
-        if self.smoothing == "interpolate" and self.lambdas is None:
-            raise ValueError(f"NGramConfig.lambdas=None is not allowed with smoothing="
-                             f"'interpolate': give {allowed}")
-        if self.lambdas is not None:
-            lam = self.lambdas
-            if (not isinstance(lam, (tuple, list)) or len(lam) != self.order + 1
-                    or not all(_is_real(x) and math.isfinite(x) and x >= 0 for x in lam)
-                    or abs(sum(lam) - 1.0) > 1e-6):
-                raise ValueError(f"NGramConfig.lambdas must be {allowed}, got {lam!r}")
-            object.__setattr__(self, "lambdas", tuple(float(x) for x in lam))
-        if not _is_int(self.max_dense) or not 0 <= self.max_dense <= 2**31 - 1:
-            raise ValueError("NGramConfig.max_dense must be an integer in [0, 2**31 - 1], "
-                             f"got {self.max_dense!r}")
-        limit = (2**31 - 2) // self.vocab_size
-        if self.n_buckets is not None and (
-                not _is_int(self.n_buckets) or not 1 <= self.n_buckets <= limit):
-            raise ValueError(f"NGramConfig.n_buckets must be None or an integer in [1, {limit}] "
-                             f"(n_buckets * vocab_size < 2**31), got {self.n_buckets!r}")
-
-    @property
-    def context_codes(self) -> int:
-        """Number of context codes available to a sparse order."""
-        return self.n_buckets if self.n_buckets is not None else (2**31 - 2) // self.vocab_size
-
-    def is_dense(self, j: int) -> bool:
-        return self.vocab_size**j <= self.max_dense
-
-    def is_hashed(self, j: int) -> bool:
-        """Whether order j merges contexts by hashing (only sparse orders do)."""
-        return not self.is_dense(j) and self.vocab_size ** (j - 1) > self.context_codes
-
-
-class DenseCounts(NamedTuple):
-    counts_RxV: jax.Array  # c_j(h, w); row h in base-V order, R = V^(j-1)
-    total_R: jax.Array  # c_j(h)
-    distinct_R: jax.Array  # D_j(h)
-
-
-class SparseCounts(NamedTuple):
-    keys_E: jax.Array  # sorted int32 codes h_code * V + w; empty slots hold 2^31 - 1
-    counts_E: jax.Array  # c_j(h, w)
-    ctx_total_E: jax.Array  # c_j(h) of the entry's context
-    ctx_distinct_E: jax.Array  # D_j(h) of the entry's context
-
-
-NGramParams = tuple  # (table of order 1, ..., table of order k)
-Table = Union[DenseCounts, SparseCounts]
-
-
-# ----------------------------------------------------------------------------
-# context codes and counting
-
-
-def _ctx_code(cfg: NGramConfig, j: int, ctx: jax.Array) -> jax.Array:
-    """Code of the last j - 1 tokens ctx (..., j - 1), oldest first: a row or bucket id."""
-    shape = ctx.shape[:-1]
-    if j == 1:
-        return jnp.zeros(shape, jnp.int32)
-    if not cfg.is_hashed(j):  # exact base-V code, < V^(j-1) < 2^31: no overflow
-        code = jnp.zeros(shape, jnp.int32)
-        for t in range(j - 1):
-            code = code * cfg.vocab_size + ctx[..., t]
-        return code
-    # FNV-1a over whole tokens, then the murmur3 finaliser to mix the high bits.
-    h = jnp.full(shape, _FNV_OFFSET, jnp.uint32)
-    for t in range(j - 1):
-        h = (h ^ ctx[..., t].astype(jnp.uint32)) * jnp.uint32(_FNV_PRIME)
-    h = (h ^ (h >> 16)) * jnp.uint32(0x85EBCA6B)
-    h = (h ^ (h >> 13)) * jnp.uint32(0xC2B2AE35)
-    h = h ^ (h >> 16)
-    return (h % jnp.uint32(cfg.context_codes)).astype(jnp.int32)
-
-
-def _fit_dense(cfg, j, ctx, tok, w) -> DenseCounts:
-    V, R = cfg.vocab_size, cfg.vocab_size ** (j - 1)
-    flat = jnp.zeros((R * V,), jnp.float32).at[(ctx * V + tok).ravel()].add(w.ravel())
-    counts_RxV = flat.reshape(R, V)
-    return DenseCounts(counts_RxV, counts_RxV.sum(-1),
-                       (counts_RxV > 0).sum(-1).astype(jnp.float32))
-
-
-def _run_starts(sorted_E: jax.Array) -> jax.Array:
-    return jnp.concatenate([jnp.ones((1,), bool), sorted_E[1:] != sorted_E[:-1]])
-
-
-def _fit_sparse(cfg, j, ctx, tok, w) -> SparseCounts:
-    V = cfg.vocab_size
-    present = w > 0
-    code_E = jnp.where(present, ctx * V + tok, _SENTINEL).ravel()
-    w_E = jnp.where(present, w, 0.0).ravel()
-    E = code_E.shape[0]
-    # Sorting the codes alone and finding each one's slot again by binary search is
-    # several times faster on CPU than sorting (code, weight) pairs.
-    sorted_E = lax.sort(code_E)
-    seg_E = jnp.cumsum(_run_starts(sorted_E)) - 1
-    # The r-th run of equal codes lands in slot r; slots past the last run stay empty.
-    keys_E = jnp.full((E,), _SENTINEL, jnp.int32).at[seg_E].set(sorted_E)
-    slot_E = jnp.searchsorted(keys_E, code_E)
-    counts_E = jnp.zeros((E,), jnp.float32).at[slot_E].add(w_E, mode="drop")
-    # A context's continuations are a contiguous run of at most V sorted keys.
-    start_E = _run_starts(keys_E // V)
-    cseg_E = jnp.cumsum(start_E) - 1
-    total_E = jnp.zeros((E,), jnp.float32).at[cseg_E].add(counts_E)[cseg_E]
-    distinct_E = jnp.zeros((E,), jnp.float32).at[cseg_E].add(
-        (counts_E > 0).astype(jnp.float32))[cseg_E]
-    return SparseCounts(keys_E, counts_E, total_E, distinct_E)
-
-
-def fit(cfg: NGramConfig, blocks_NxL: jax.Array,
-        weights_N: Optional[jax.Array] = None) -> NGramParams:
-    """Count every j-gram (j = 1..k) lying wholly inside a block, weighted by its block.
-
-    Args:
-      cfg: static configuration.
-      blocks_NxL: integer tokens in [0, V).
-      weights_N: per-block weights (default 1); a weight <= 0 marks an absent block.
-
-    Returns:
-      A tuple of k count tables (``DenseCounts`` or ``SparseCounts`` by order).
-    """
-    x_NxL = jnp.asarray(blocks_NxL, jnp.int32)
-    N, L = x_NxL.shape
-    w_N = (jnp.ones((N,), jnp.float32) if weights_N is None
-           else jnp.asarray(weights_N, jnp.float32).reshape(N))
-    tables = []
-    for j in range(1, cfg.order + 1):
-        W = L - j + 1  # j-gram windows per block
-        if W <= 0:  # blocks shorter than j: an empty table with one slot
-            win_NxWxj = jnp.zeros((1, 1, j), jnp.int32)
-            w_NxW = jnp.zeros((1, 1), jnp.float32)
-        else:
-            win_NxWxj = jnp.stack([x_NxL[:, t:t + W] for t in range(j)], axis=-1)
-            w_NxW = jnp.broadcast_to(w_N[:, None], (N, W))
-        ctx = _ctx_code(cfg, j, win_NxWxj[..., :-1])
-        fit_j = _fit_dense if cfg.is_dense(j) else _fit_sparse
-        tables.append(fit_j(cfg, j, ctx, win_NxWxj[..., -1], w_NxW))
-    return tuple(tables)
-
-
-# ----------------------------------------------------------------------------
-# lookups
-
-
-def _lookup_ctx(cfg, table: Table, ctx):
-    """(c_j(h), D_j(h), base): base is h's dense row or its first sparse entry."""
-    if isinstance(table, DenseCounts):
-        return table.total_R[ctx], table.distinct_R[ctx], ctx
-    V, E = cfg.vocab_size, table.keys_E.shape[0]
-    first = jnp.minimum(jnp.searchsorted(table.keys_E, ctx * V), E - 1)
-    seen = table.keys_E[first] // V == ctx
-    return (jnp.where(seen, table.ctx_total_E[first], 0.0),
-            jnp.where(seen, table.ctx_distinct_E[first], 0.0), first)
-
-
-def _lookup_entry(cfg, table: Table, ctx, tok):
-    """(c_j(h, w), c_j(h), D_j(h)) for context codes ctx and tokens tok of one shape."""
-    tot, dist, base = _lookup_ctx(cfg, table, ctx)
-    if isinstance(table, DenseCounts):
-        return table.counts_RxV[base, tok], tot, dist
-    E = table.keys_E.shape[0]
-    code = ctx * cfg.vocab_size + tok
-    pos = jnp.minimum(jnp.searchsorted(table.keys_E, code), E - 1)
-    return jnp.where(table.keys_E[pos] == code, table.counts_E[pos], 0.0), tot, dist
-
-
-def _lookup_row(cfg, table: Table, ctx):
-    """(c_j(h, .) of shape ctx.shape + (V,), c_j(h), D_j(h)) for context codes ctx."""
-    tot, dist, base = _lookup_ctx(cfg, table, ctx)
-    if isinstance(table, DenseCounts):
-        return table.counts_RxV[base], tot, dist
-    V, E = cfg.vocab_size, table.keys_E.shape[0]
-    shape = ctx.shape
-    ctx_Q, base_Q = ctx.reshape(-1), base.reshape(-1)
-    # At most V continuations, stored from `base` on in token order.
-    idx_QxV = jnp.minimum(base_Q[:, None] + jnp.arange(V), E - 1)
-    key_QxV = table.keys_E[idx_QxV]
-    valid_QxV = (jnp.arange(V) < dist.reshape(-1, 1)) & (key_QxV // V == ctx_Q[:, None])
-    tok_QxV = jnp.where(valid_QxV, key_QxV - ctx_Q[:, None] * V, V)  # V is dropped
-    val_QxV = jnp.where(valid_QxV, table.counts_E[idx_QxV], 0.0)
-    Q = ctx_Q.shape[0]
-    row_QxV = jnp.zeros((Q, V), jnp.float32).at[
-        jnp.arange(Q)[:, None], tok_QxV].add(val_QxV, mode="drop")
-    return row_QxV.reshape(shape + (V,)), tot, dist
-
-
-def ngram_count(cfg: NGramConfig, params: NGramParams, ngrams: jax.Array) -> jax.Array:
-    """Fitted count c_j(h, w) of each j-gram in ngrams (..., j), oldest token first.
-
-    For a hashed order this is the pooled count of all contexts sharing h's code.
-    """
-    ngrams = jnp.asarray(ngrams, jnp.int32)
-    j = ngrams.shape[-1]
-    if not 1 <= j <= cfg.order:
-        raise ValueError(f"n-gram length must be in [1, order={cfg.order}], got {j}")
-    ctx = _ctx_code(cfg, j, ngrams[..., :-1])
-    return _lookup_entry(cfg, params[j - 1], ctx, ngrams[..., -1])[0]
+# fit, ngram_count, params_nbytes: imported as the model's surface (``ngram.fit``)
+from collapse_sim.simulator.lm.ngram_counts import (  # noqa: F401
+    DenseCounts,
+    NGramConfig,
+    NGramParams,
+    Table,
+    _is_int,
+    _is_real,
+    context_code,
+    fit,
+    lookup_context,
+    lookup_entry,
+    lookup_row,
+    ngram_count,
+    params_nbytes,
+    run_starts,
+)
 
 
 # ----------------------------------------------------------------------------
@@ -392,7 +133,7 @@ def token_logprobs(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array)
     k1 = cfg.order - 1
     hist_NxLxK1 = _history(x_NxL, k1)
     contexts = _contexts(cfg, hist_NxLxK1, jnp.broadcast_to(jnp.arange(L), (N, L)))
-    counts, tots, dists = zip(*[_lookup_entry(cfg, table, ctx, x_NxL)
+    counts, tots, dists = zip(*[lookup_entry(cfg, table, ctx, x_NxL)
                                 for table, (ctx, _) in zip(params, contexts)])
     pis = _mixture_weights(cfg, tots, dists, [avail for _, avail in contexts])
     return jnp.log(_mix(cfg, pis, counts, tots))
@@ -401,14 +142,14 @@ def token_logprobs(cfg: NGramConfig, params: NGramParams, blocks_NxL: jax.Array)
 def _contexts(cfg, window, n_avail):
     """Per order: context code of the window (..., k-1) and whether it is available."""
     k1 = cfg.order - 1
-    return [(_ctx_code(cfg, j, window[..., k1 - (j - 1):]), n_avail >= j - 1)
+    return [(context_code(cfg, j, window[..., k1 - (j - 1):]), n_avail >= j - 1)
             for j in range(1, cfg.order + 1)]
 
 
 def _next_logprobs(cfg, params, window, n_avail) -> jax.Array:
     """log p(. | window) (..., V) for a window (..., k-1) whose last n_avail tokens are real."""
     contexts = _contexts(cfg, window, n_avail)
-    rows, tots, dists = zip(*[_lookup_row(cfg, table, ctx)
+    rows, tots, dists = zip(*[lookup_row(cfg, table, ctx)
                               for table, (ctx, _) in zip(params, contexts)])
     pis = _mixture_weights(cfg, tots, dists, [avail for _, avail in contexts])
     return jnp.log(_mix(cfg, [p[..., None] for p in pis], rows, [t[..., None] for t in tots]))
@@ -495,24 +236,24 @@ def _running_counts(cfg, table: Table) -> jax.Array:
     if isinstance(table, DenseCounts):
         return _running_sum(table.counts_RxV, jnp.arange(V), V)
     E = table.keys_E.shape[0]
-    start_E = _run_starts(table.keys_E // V)
+    start_E = run_starts(table.keys_E // V)
     offset_E = jnp.arange(E) - lax.cummax(jnp.where(start_E, jnp.arange(E), 0))
     # sums never mix contexts, so they stay exact where a global cumsum would not
     return _running_sum(table.counts_E, offset_E, V)
 
 
-def _draw_ml(cfg, table: Table, running, ctx, base, dist, u):
+def _draw_ml(cfg, table: Table, running, ctx, start, dist, u):
     """A draw from ML_j(. | h) by inverse CDF over the running counts; u in (0, 1]."""
     V = cfg.vocab_size
     if isinstance(table, DenseCounts):
-        cum = lambda i: running[base, i]
-        target = u * cum(jnp.full_like(base, V - 1))
-        return _first_at_least(cum, target, jnp.full_like(base, V), V)
+        cum = lambda i: running[start, i]
+        target = u * cum(jnp.full_like(start, V - 1))
+        return _first_at_least(cum, target, jnp.full_like(start, V), V)
     E = table.keys_E.shape[0]
     n = dist.astype(jnp.int32)
-    cum = lambda i: running[jnp.minimum(base + i, E - 1)]
+    cum = lambda i: running[jnp.minimum(start + i, E - 1)]
     i = _first_at_least(cum, u * cum(jnp.maximum(n - 1, 0)), n, V)
-    return table.keys_E[jnp.minimum(base + i, E - 1)] - ctx * V
+    return table.keys_E[jnp.minimum(start + i, E - 1)] - ctx * V
 
 
 def _draw_ancestral(cfg, params, running, window_BxK1, n_avail_B, u_Bx2):
@@ -521,10 +262,10 @@ def _draw_ancestral(cfg, params, running, window_BxK1, n_avail_B, u_Bx2):
     contexts = _contexts(cfg, window_BxK1, n_avail_B)
     tots, dists, toks = [], [], []
     for table, run, (ctx, _) in zip(params, running, contexts):
-        t, d, base = _lookup_ctx(cfg, table, ctx)
+        t, d, start = lookup_context(cfg, table, ctx)
         tots.append(t)
         dists.append(d)
-        toks.append(_draw_ml(cfg, table, run, ctx, base, d, u_B))
+        toks.append(_draw_ml(cfg, table, run, ctx, start, d, u_B))
     pi_BxM = jnp.stack(_mixture_weights(cfg, tots, dists, [a for _, a in contexts]), -1)
     cum_BxM = jnp.cumsum(pi_BxM, -1)
     # first component whose running weight reaches u: one of weight 0 is never picked
@@ -609,8 +350,3 @@ def sample(cfg: NGramConfig, params: NGramParams, key: jax.Array, n_blocks: int,
     _, tok_LxB = lax.scan(step, jnp.zeros((n_blocks, k1), jnp.int32),
                           (jnp.arange(length), u_LxBx2))
     return tok_LxB.T
-
-
-def params_nbytes(params: NGramParams) -> int:
-    """Bytes held by one set of count tables (times S for S vmapped seeds)."""
-    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))

@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 
 from collapse_sim.simulator.lm import ngram
+from collapse_sim.simulator.lm.interface import LanguageModel
+from collapse_sim.simulator.lm.toedit import draw_top_k
 from collapse_sim.simulator.worlds import checks
-from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
+from collapse_sim.simulator.worlds.text import TextConfig, load_text, make_text_world
 
 
 @dataclasses.dataclass
@@ -49,7 +51,7 @@ def language_model(cfg: Config) -> LanguageModel:
     top_k = cfg.top_k or None
     temperature = None if cfg.temperature == 1.0 else cfg.temperature
 
-    def fit(key, tokens, weights, base):
+    def fit(key, tokens, weights, params0):
         return ngram.fit(mc, tokens, weights)
 
     def next_logprobs(params, tokens):

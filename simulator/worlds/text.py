@@ -3,7 +3,7 @@ sampled from the previous generation's model (Shumailov et al. 2024, Nature
 631:755; Gerstgrasser et al. 2024; Zhu et al. 2024, ToEdit).
 
 Shared by the n-gram and the transformer world, which differ only in the
-``LanguageModel`` they plug in.  Rows are blocks of W tokens of real human
+``LanguageModel`` (simulator/lm/interface.py) they plug in.  Rows are blocks of W tokens of real human
 text (the shipped Shakespeare corpus, or a user's corpus) split by whole
 documents into train / validation / test.  Position 0 of a block is context
 only; positions 1..W-1 are scored, in training and in every metric, so both
@@ -18,10 +18,10 @@ models are measured on the same tokens.
 - test error: the mean negative log-likelihood (nats per token) of the held-out
   test split, the same blocks for every generation, regime and seed.
 - token editing (ToEdit, Zhu et al. 2024, Alg. 1): the prior scores every
-  token of the base text in one forward pass on the original prefix; a token
+  token of the source text in one forward pass on the original prefix; a token
   with P(x_i | x_<i) >= ``edit_threshold`` is resampled from the prior's top
   ``edit_top_k`` tokens at temperature ``edit_temperature``; the others stay
-  (:func:`toedit_rule`).  Optionally (``edit_drop_below`` > 0, ToEdit's
+  (the rule of simulator/lm/toedit.py).  Optionally (``edit_drop_below`` > 0, ToEdit's
   ``low_drop_up_revise`` uses 0.001) a token with P(x_i | x_<i) <
   ``edit_drop_below`` is deleted; see :func:`make_text_world` for how a block
   keeps its static length.
@@ -42,43 +42,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, NamedTuple, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_sim.simulator.lm.interface import LanguageModel
+from collapse_sim.simulator.lm.toedit import chunked_rule, resample_where
 from collapse_sim.simulator.world import World
 
 TEMPERATURE_RANGE = (1e-3, 1e3)  # allowed sampling and edit temperatures
 N_PROB_BINS = 10  # ToEdit Table 6: the prior's token probabilities in ten bins of width 0.1
 EDIT_CHUNK_TOKENS = 1024  # positions the edit scores at once per seed (see make_text_world)
 EDIT_BATCH_POSITIONS = 256  # selected positions whose distributions are looked up at once per seed
-
-
-class LanguageModel(NamedTuple):
-    """What a text world needs from a model; every function is pure and traceable.
-
-    fit(key, tokens_NxW, weights_N, base) -> params (``base``: None, or the
-    generation-0 model to continue from); next_logprobs(params, tokens_NxW) ->
-    (N, W-1, V) log p(. | x_<i) for i = 1..W-1; token_logprobs(params,
-    tokens_NxW) -> (N, W-1); sample(key, params, prompts_NxP) -> (N, W);
-    complete(key, params, tokens_NxW, n_keep_N, top_k, beta) -> (N, W): row n
-    keeps its first n_keep_N[n] >= 1 tokens and continues them by ancestral
-    sampling from :func:`draw_top_k` (``top_k`` static), token t with the key
-    ``fold_in(key, t)`` (optional; needed only for deletion in token editing).
-    position_logprobs(params, tokens_NxW, rows_P, pos_P) -> (P, V): log p(. |
-    x_<pos) of block rows_P[p] at position pos_P[p] in [1, W-1], i.e.
-    ``next_logprobs(params, tokens)[rows_P, pos_P - 1]`` (optional; lets the edit
-    score whole distributions only where it resamples, see :func:`make_text_world`).
-    """
-
-    fit: Callable
-    next_logprobs: Callable
-    token_logprobs: Callable
-    sample: Callable
-    complete: Optional[Callable] = None
-    position_logprobs: Optional[Callable] = None
 
 
 @dataclasses.dataclass
@@ -164,106 +141,6 @@ def text_fields_valid(cfg) -> None:
             f"need a probability in [0, world.edit_threshold={cfg.edit_threshold}] (0 = no deletion)")
 
 
-def _pick_top_k(gumbel_xK, logprobs_xV, beta):
-    """Gumbel-max over the K largest log-probabilities: a draw from their softmax at
-    temperature beta (K = the noise's last axis)."""
-    top_lp_xK, top_idx_xK = jax.lax.top_k(logprobs_xV, gumbel_xK.shape[-1])
-    choice_x = jnp.argmax(top_lp_xK / beta + gumbel_xK, axis=-1)
-    return jnp.take_along_axis(top_idx_xK, choice_x[..., None], -1)[..., 0]
-
-
-def draw_top_k(key, logprobs_xV, top_k: int, beta):
-    """One draw per row from softmax(top-k log-probabilities / beta) (ToEdit's
-    resampling distribution, theory/derivations.md §15): never a token outside the top k."""
-    return _pick_top_k(jax.random.gumbel(key, logprobs_xV.shape[:-1] + (top_k,), jnp.float32), logprobs_xV, beta)
-
-
-def _position_gumbel(key, rows_P, cols_P, top_k: int):
-    """(P, top_k) Gumbel noise of the positions (row, column); position (n, i) uses
-    the key ``fold_in(fold_in(key, n), i)`` whatever else is drawn with it."""
-    def one(n, i):
-        return jax.random.gumbel(jax.random.fold_in(jax.random.fold_in(key, n), i), (top_k,), jnp.float32)
-
-    return jax.vmap(one)(rows_P, cols_P)
-
-
-def toedit_rule(key, logprobs_NxLxV, tokens_NxL, threshold, top_k: int, beta, rows_N=None):
-    """ToEdit's edit rule (Zhu et al. 2024, arXiv 2412.14689, §4.1 and Alg. 1).
-
-    ``logprobs_NxLxV[n, i]`` is the prior's log P(. | x_<i) on the original
-    prefix (one forward pass, no autoregressive generation) and
-    ``tokens_NxL[n, i]`` the token x_i it scores.  With p_i = P(x_i | x_<i):
-
-        x'_i = x~_i ~ softmax(top-k log P(. | x_<i) / beta)   if p_i >= threshold
-        x'_i = x_i                                              otherwise.
-
-    ``top_k`` is static, ``threshold`` and ``beta`` may be traced (so p > 1,
-    which selects nothing, and p = 0, which selects every position, need no
-    special case).  The draw at (n, i) is the Gumbel-max of the key
-    ``fold_in(fold_in(key, rows_N[n]), i)`` (default ``rows_N = arange(N)``), so
-    a rule applied to some rows or positions only draws what the rule on all of
-    them draws.  Returns ``(edited_NxL, selected_NxL, prob_NxL)``; a selected
-    token may be redrawn as itself, so changed <= selected.
-    """
-    N, L = tokens_NxL.shape
-    rows_N = jnp.arange(N) if rows_N is None else rows_N
-    rows_NxL = jnp.broadcast_to(rows_N[:, None], (N, L))
-    cols_NxL = jnp.broadcast_to(jnp.arange(L), (N, L))
-    gumbel_NxLxK = _position_gumbel(key, rows_NxL.reshape(-1), cols_NxL.reshape(-1), top_k).reshape(N, L, top_k)
-    prob_NxL = jnp.exp(jnp.take_along_axis(logprobs_NxLxV, tokens_NxL[..., None], -1)[..., 0])
-    selected_NxL = prob_NxL >= threshold
-    new_NxL = _pick_top_k(gumbel_NxLxK, logprobs_NxLxV, beta)
-    return jnp.where(selected_NxL, new_NxL, tokens_NxL), selected_NxL, prob_NxL
-
-
-def chunked_rule(lm: LanguageModel, key, prior, tokens_NxW, threshold, top_k: int, beta, chunk: int):
-    """:func:`toedit_rule` on the prior's scores of every block, ``chunk`` blocks at
-    a time (a ``lax.map``), so that the (chunk, W-1, V) log-probabilities, not the
-    (N, W-1, V) ones, are held at once.  The result does not depend on ``chunk``."""
-    N, W = tokens_NxW.shape
-    n_chunks = -(-N // chunk)
-    pad = n_chunks * chunk - N
-    tok_CxBxW = jnp.pad(tokens_NxW, ((0, pad), (0, 0))).reshape(n_chunks, chunk, W)
-    rows_CxB = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
-
-    def one(args):
-        tok_BxW, rows_B = args
-        return toedit_rule(key, lm.next_logprobs(prior, tok_BxW), tok_BxW[:, 1:], threshold, top_k, beta, rows_B)
-
-    out = jax.lax.map(one, (tok_CxBxW, rows_CxB))
-    return tuple(a.reshape((n_chunks * chunk,) + a.shape[2:])[:N] for a in out)
-
-
-def resample_where(lm: LanguageModel, key, prior, tokens_NxW, selected_NxL, top_k: int, beta, batch: int):
-    """The tokens :func:`toedit_rule` (same key) draws at the selected positions,
-    computing the prior's distributions at those positions only (``lm.position_logprobs``),
-    ``batch`` positions at a time in a ``lax.while_loop`` that stops after the last
-    selected one.  Positions not selected keep their token.  Returns (N, W-1)."""
-    N, W = tokens_NxW.shape
-    L = W - 1
-    P = N * L
-    flat_P = selected_NxL.reshape(-1)
-    n_batches = -(-P // batch)
-    # selected positions first, in order; then the rest, then P (a dropped index) as padding
-    order = jnp.argsort(~flat_P, stable=True)
-    order = jnp.concatenate([order, jnp.full((n_batches * batch - P,), P, order.dtype)])
-    n_selected = jnp.sum(flat_P)
-
-    def body(state):
-        b, out_P = state
-        idx_B = jax.lax.dynamic_slice_in_dim(order, b * batch, batch)
-        safe_B = jnp.minimum(idx_B, P - 1)
-        rows_B, cols_B = safe_B // L, safe_B % L
-        lp_BxV = lm.position_logprobs(prior, tokens_NxW, rows_B, cols_B + 1)
-        new_B = _pick_top_k(_position_gumbel(key, rows_B, cols_B, top_k), lp_BxV, beta)
-        write_B = jnp.where((idx_B < P) & flat_P[safe_B], idx_B, P)
-        return b + 1, out_P.at[write_B].set(new_B.astype(out_P.dtype), mode="drop")
-
-    _, out_P = jax.lax.while_loop(lambda st: st[0] * batch < n_selected, body,
-                                  (jnp.int32(0), tokens_NxW[:, 1:].reshape(-1)))
-    return out_P.reshape(N, L)
-
-
 @functools.lru_cache(maxsize=8)
 def load_text(corpus: Optional[str], block_len: int, reservoir_blocks: int, test_blocks: int) -> TextData:
     """Blocks of the corpus (the shipped one when ``corpus`` is None): a fixed,
@@ -334,9 +211,10 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         fresh = reservoir[jax.random.choice(key, reservoir.shape[0], (rows,), replace=False)]
         return table(jnp.where(g == 0, real_tokens, fresh), real_weight)
 
-    def fit(key, train, base):
-        """{"lm": the fitted model, "train_loss": its weighted NLL on ``train`` if recorded}."""
-        model = lm.fit(key, train["tokens"], train["weight"], None if base is None else base["lm"])
+    def fit(key, train, params0):
+        """{"lm": the fitted model, "train_loss": its weighted NLL on ``train`` if recorded};
+        ``params0``: None, or the generation-0 model (``World.fit``'s third argument)."""
+        model = lm.fit(key, train["tokens"], train["weight"], None if params0 is None else params0["lm"])
         if not cfg.record_train_loss:
             return {"lm": model}
         nll_N = -jnp.mean(lm.token_logprobs(model, train["tokens"]), axis=-1)
@@ -382,7 +260,7 @@ def make_text_world(name: str, cfg, lm: LanguageModel, data: TextData) -> World:
         positions when the model can (``position_logprobs``, the n-gram), else
         for every position, a chunk of blocks at a time (the transformer,
         whose forward pass yields them anyway).  Both draw what
-        :func:`toedit_rule` draws with the same key.
+        ``toedit_rule`` (simulator/lm/toedit.py) draws with the same key.
         Deletion (``edit_drop_below`` > 0): the tokens of eligible blocks with
         P(x_i | x_<i) < ``edit_drop_below`` (on the original prefix, like the
         resampling decision) are removed and the block is closed up over them;

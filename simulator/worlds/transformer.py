@@ -29,10 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from collapse_sim.simulator.lm import transformer as tf
+from collapse_sim.simulator.lm.interface import LanguageModel
 from collapse_sim.simulator.lm.sample import make_sampler
+from collapse_sim.simulator.lm.toedit import draw_top_k
 from collapse_sim.simulator.lm.train import TrainConfig, make_loss, make_train
 from collapse_sim.simulator.worlds import checks
-from collapse_sim.simulator.worlds.text import LanguageModel, TextConfig, draw_top_k, load_text, make_text_world
+from collapse_sim.simulator.worlds.text import TextConfig, load_text, make_text_world
 
 INITS = ("scratch", "continue", "pretrained")
 SCRATCH_ARCH = {"n_layers": 2, "d_model": 64, "n_heads": 4}  # the model when n_layers etc. are unset
@@ -170,15 +172,15 @@ def language_model(cfg: Config) -> LanguageModel:
         mc, cfg.block_len, cfg.top_k or None, None if cfg.top_p == 1.0 else cfg.top_p,
         prompt_len=cfg.prompt_len,
     )
-    continue_from_base = cfg.init == "continue"
+    continue_from_gen0 = cfg.init == "continue"
     pretrained = base_model(cfg)[1] if cfg.init == "pretrained" else None
 
-    def fit(key, tokens, weights, base):
+    def fit(key, tokens, weights, params0):
         if pretrained is not None:
             if cfg.finetune_steps == 0:
                 return pretrained
             return train(key, pretrained, tokens, weights)[0]
-        params, _ = train(key, base if (continue_from_base and base is not None) else None, tokens, weights)
+        params, _ = train(key, params0 if (continue_from_gen0 and params0 is not None) else None, tokens, weights)
         return params
 
     def next_logprobs(params, tokens):

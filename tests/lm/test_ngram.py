@@ -1,4 +1,4 @@
-"""Tests for simulator/lm/ngram.py: counts, smoothing, perplexity, sampling, theory.
+"""Tests for simulator/lm/ngram.py and ngram_counts.py: counts, smoothing, perplexity, sampling, theory.
 
 Compilation dominates the runtime, so the tests share jitted entry points,
 configurations and array shapes wherever they can.
@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from collapse_sim.simulator.lm.ngram import (DenseCounts, NGramConfig, all_next_logprobs, fit,
-                                next_token_logprobs, ngram_count, perplexity, sample,
-                                token_logprobs)
+from collapse_sim.simulator.lm.ngram import (NGramConfig, all_next_logprobs, fit, next_token_logprobs,
+                                             perplexity, sample, token_logprobs)
+from collapse_sim.simulator.lm.ngram_counts import DenseCounts, ngram_count
 
 jfit = jax.jit(fit, static_argnums=0)
 jtoken_logprobs = jax.jit(token_logprobs, static_argnums=0)

@@ -160,3 +160,26 @@ def test_vocabulary_mismatch_is_an_error(tiny_run, tmp_path):
 def test_base_only_with_pretrained():
     with pytest.raises(ValueError, match="world.base='x.npz' is used only with world.init=pretrained"):
         tw.Config(base="x.npz")
+
+
+def test_model_card_records_the_weights_and_what_it_measures(tiny_run, tmp_path):
+    """simulator/lm/model_card.py: the card of exported weights names their SHA-256 and
+    test perplexity, the n-gram bar it is given, and the token probabilities it measures."""
+    from collapse_sim.simulator.lm import model_card
+
+    dest = pt.export(tiny_run, tmp_path / "tiny.npz")
+    mc, params = cio.load_base(dest)
+    blocks = pt.load_data(pt.PretrainConfig(**TINY))["test_eval"]
+    stats = model_card.token_prob_stats(mc, params, blocks)
+    p = np.exp(np.asarray(jax.jit(make_loss(mc).token_logprobs)(params, jnp.asarray(blocks)))).ravel()
+    assert stats["tokens"] == p.size == blocks.shape[0] * TINY["context"]
+    assert stats["share_ge_0.9"] == pytest.approx(np.mean(p >= 0.9))
+    assert stats["hist"][0] == pytest.approx(np.mean(p < 0.1)) and sum(stats["hist"]) == pytest.approx(1.0)
+    rows = model_card.ngram_bar(orders=(1,), context=TINY["context"], eval_blocks=8, train_blocks=64)
+    assert rows[0]["train_blocks"] == 64 and rows[0]["test_ppl"] == pytest.approx(np.exp(rows[0]["test_nll"]))
+    card = model_card.write_card(dest, rows, rows, stats).read_text()
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() in card
+    summary = cio.read(dest)[0]["summary"]
+    assert f"test perplexity per byte on the 256 evenly spread test blocks: {summary['test_eval_ppl']:.4f}" in card
+    assert f"| 1 | {rows[0]['test_ppl']:.3f} | {rows[0]['test_nll'] / np.log(2):.3f} |" in card
+    assert f"a share\n{stats['share_ge_0.99']:.4f} has P >= 0.99" in card

@@ -67,6 +67,10 @@ def test_exact_curves_match_mc(case):
     tail_G = np.full(len(sizes), tc.tail_mass(p_V, threshold=1 / 15))
     assert_mc_close(tc.tail_mass(freq_SxGxV, threshold=1 / 15, reference=p_V), tail_G)
     assert_mc_close(freq_SxGxV[:, -1, :], tc.fixation_probabilities(p_V))
+    # the true mass lost by generation g, from each category's chance of a zero count
+    zero_VxG = tc.zero_count_curves(p_V, sizes)
+    assert_mc_close((freq_SxGxV == 0) @ p_V, p_V @ zero_VxG)
+    np.testing.assert_allclose(zero_VxG[:, 0], tc.loss_probability(p_V, sizes[0]))
 
 
 def test_one_generation_closed_forms_match_mc():
@@ -164,6 +168,8 @@ def test_bad_inputs():
         tc.loss_probability(1.5, 10)
     with pytest.raises(ValueError, match="M must be an integer >= 1, got M=0"):
         tc.loss_probability(0.5, 0)
+    with pytest.raises(ValueError, match=r"q must be a probability or a 1-D array of them in \[0, 1\], got q=1.5"):
+        tc.zero_count_curves(1.5, 10, 2)
     with pytest.raises(ValueError, match="M must be <= 5000"):
         tc.absorption_time_exact([0.5, 0.5], 6000)
     with pytest.raises(ValueError, match="G is required"):

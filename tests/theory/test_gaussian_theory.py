@@ -1,4 +1,4 @@
-"""theory/gaussian.py against brute-force numpy Monte Carlo.
+"""theory/gaussian.py and theory/gaussian_metrics.py against brute-force numpy Monte Carlo.
 
 Every MC here draws the actual samples of every generation (no shortcut through
 the chi-square facts the closed forms use), vectorised over S seeds with a
@@ -12,6 +12,7 @@ import pytest
 import scipy.linalg
 
 from collapse_sim.theory import gaussian as tg
+from collapse_sim.theory import gaussian_metrics as gm
 
 
 def assert_mc_close(samples_SxG, theory_G, n_se=4.0):
@@ -196,16 +197,16 @@ def test_w2sq_gaussians_against_optimal_map():
         A = r1_inv @ np.real(scipy.linalg.sqrtm(r1 @ s2 @ r1)) @ r1_inv
         np.testing.assert_allclose(A @ s1 @ A.T, s2, atol=1e-8)  # pushes N(mu1, s1) to N(mu2, s2)
         cost = np.sum((mu1 - mu2) ** 2) + np.trace((np.eye(D) - A) @ s1 @ (np.eye(D) - A).T)
-        w = tg.w2sq_gaussians(mu1, s1, mu2, s2)
+        w = gm.w2sq_gaussians(mu1, s1, mu2, s2)
         np.testing.assert_allclose(w, cost, rtol=1e-8)
-        np.testing.assert_allclose(tg.w2sq_gaussians(mu2, s2, mu1, s1), w, rtol=1e-8)
+        np.testing.assert_allclose(gm.w2sq_gaussians(mu2, s2, mu1, s1), w, rtol=1e-8)
         # another coupling (Cholesky map) costs at least as much
         B = np.linalg.cholesky(s2) @ np.linalg.inv(np.linalg.cholesky(s1))
         assert np.sum((mu1 - mu2) ** 2) + np.trace((np.eye(D) - B) @ s1 @ (np.eye(D) - B).T) >= w - 1e-10
     # batched, and the 1-D scalar form
     mu_Sx1, var_S = rng.standard_normal((5, 1)), rng.uniform(0.1, 3, 5)
-    np.testing.assert_allclose(tg.w2sq_gaussians(mu_Sx1, var_S[:, None, None], np.zeros(1), np.eye(1)),
-                               tg.w2sq_gaussians_1d(mu_Sx1[:, 0], var_S, 0.0, 1.0))
+    np.testing.assert_allclose(gm.w2sq_gaussians(mu_Sx1, var_S[:, None, None], np.zeros(1), np.eye(1)),
+                               gm.w2sq_gaussians_1d(mu_Sx1[:, 0], var_S, 0.0, 1.0))
 
 
 def test_tail_mass_1d_matches_mc():
@@ -214,9 +215,9 @@ def test_tail_mass_1d_matches_mc():
     for mu_hat, var_hat in [(0.3, 1.7), (0.8, 0.6), (-0.2, 2.5)]:
         x_N = mu_hat + np.sqrt(var_hat) * rng.standard_normal(400_000)
         beyond_N = np.abs(x_N - mu) > k * np.sqrt(var)
-        assert_mc_close(beyond_N[:, None], tg.tail_mass_1d(mu_hat, var_hat, k=k, mu=mu, var=var))
-        np.testing.assert_allclose(tg.tail_mass(mu_hat, var_hat, k=k, mu=mu, cov=var),
-                                   tg.tail_mass_1d(mu_hat, var_hat, k=k, mu=mu, var=var), rtol=1e-10)
+        assert_mc_close(beyond_N[:, None], gm.tail_mass_1d(mu_hat, var_hat, k=k, mu=mu, var=var))
+        np.testing.assert_allclose(gm.tail_mass(mu_hat, var_hat, k=k, mu=mu, cov=var),
+                                   gm.tail_mass_1d(mu_hat, var_hat, k=k, mu=mu, var=var), rtol=1e-10)
 
 
 @pytest.mark.parametrize("proportional", [True, False])
@@ -229,7 +230,7 @@ def test_tail_mass_ddim_matches_mc(proportional):
     x_NxD = mu_hat + rng.standard_normal((400_000, D)) @ np.linalg.cholesky(cov_hat).T
     diff_NxD = x_NxD - mu
     maha_N = np.einsum("ni,ij,nj->n", diff_NxD, np.linalg.inv(cov), diff_NxD)
-    assert_mc_close((maha_N > k**2)[:, None], tg.tail_mass(mu_hat, cov_hat, k=k, mu=mu, cov=cov))
+    assert_mc_close((maha_N > k**2)[:, None], gm.tail_mass(mu_hat, cov_hat, k=k, mu=mu, cov=cov))
 
 
 def test_imhof_agrees_with_noncentral_chi2():
@@ -238,7 +239,7 @@ def test_imhof_agrees_with_noncentral_chi2():
     for x, lam, nc in [(6.0, 0.7, 1.3), (2.0, 1.5, 0.0), (20.0, 2.0, 4.0)]:
         b2 = np.array([nc, 0.0, 0.0]) / lam  # total noncentrality nc / lam after scaling by lam
         expected = stats.ncx2.sf(x / lam, 3, nc / lam) if nc else stats.chi2.sf(x / lam, 3)
-        np.testing.assert_allclose(tg._imhof_sf(x, np.full(3, lam), b2), expected, atol=1e-8)
+        np.testing.assert_allclose(gm._imhof_sf(x, np.full(3, lam), b2), expected, atol=1e-8)
 
 
 def test_bertrand_contraction_vs_bound():
@@ -294,13 +295,13 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="k must be > 0"):
         tg.chi_mean_factor(0.0)
     with pytest.raises(ValueError, match="k must be >= 0"):
-        tg.tail_mass_1d(0.0, 1.0, k=-1.0)
+        gm.tail_mass_1d(0.0, 1.0, k=-1.0)
     with pytest.raises(ValueError, match="variances must be > 0"):
-        tg.tail_mass_1d(0.0, 0.0, k=1.0)
+        gm.tail_mass_1d(0.0, 0.0, k=1.0)
     with pytest.raises(ValueError, match="cov_hat must be positive definite"):
-        tg.tail_mass(np.zeros(2), np.diag([1.0, 0.0]), k=1.0, mu=np.zeros(2), cov=np.eye(2))
+        gm.tail_mass(np.zeros(2), np.diag([1.0, 0.0]), k=1.0, mu=np.zeros(2), cov=np.eye(2))
     with pytest.raises(ValueError, match="cov1 must have shape"):
-        tg.w2sq_gaussians(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
+        gm.w2sq_gaussians(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
     with pytest.raises(ValueError, match="lam must be >= 0"):
         tg.bertrand_contraction(-0.1)
     with pytest.raises(ValueError, match="alpha must be > 0"):

@@ -17,7 +17,7 @@ Workloads (``Workload``; what the engine runs with ``engine_configs``):
   once per seed, w* ~ N(0, I/d), labels X w + N(0, sigma^2); fit OLS by solving
   the normal equations (X^T X) w = X^T y of the generation's training set;
   test error ||w - w*||^2 (isotropic Σ = I).  Regimes as in
-  ``simulator/regimes.py``: replace; mix (a random 10% of rows keep their real
+  ``simulator/regimes/``: replace; mix (a random 10% of rows keep their real
   labels, redrawn every generation); accumulate (fit on the real rows plus
   every earlier synthetic set); accumulate_subsample (T rows drawn without
   replacement from that pool); token_edit (each row independently, with

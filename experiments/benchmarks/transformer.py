@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.experiments.benchmark import best_time, log, profile_compiled
+from collapse_sim.experiments.benchmarks.timing import best_time, log, profile_compiled
 
 
 def matmul_peak(n: int = 1024, reps: int = 10) -> dict:

@@ -3,7 +3,7 @@
 Never part of the test suite.  One run measures, on the machine it runs on:
 
 1. Closed-form worlds (regression in every regime, Gaussian, categorical; see
-   ``experiments/bench_reference.py`` for the workloads): the engine
+   ``experiments/benchmarks/reference.py`` for the workloads): the engine
    (``make_simulate``: one jit-compiled, vmapped, scanned call) against two
    numpy references measured in the same run on the same workload, (a) a loop
    over seeds, one at a time, and (b) batched numpy.  Throughput is seeds x
@@ -18,7 +18,7 @@ Never part of the test suite.  One run measures, on the machine it runs on:
 2. Kernels: the fit and sampling kernels behind the worlds, batched, in JAX and
    numpy, and ``jax.profiler`` profiles of the engine's programs (``--profile``):
    what limits a workload.
-3. The transformer world (``experiments/bench_transformer.py``): training
+3. The transformer world (``experiments/benchmarks/transformer.py``): training
    tokens per second of the default small model (2 layers, d=64, 4 heads,
    context 64, batch 32) with ``collapse_sim.simulator.lm.train.make_train``, against the
    same model and optimiser in PyTorch (eager, ``scaled_dot_product_attention``;
@@ -37,21 +37,16 @@ collapse-bench`` (the JSON records the kernel OpenBLAS used).
 
 Writes ``benchmark.json`` (every figure, machine, versions, date, load
 average), ``benchmark.md`` (tables) and ``scaling.png`` / ``scaling.pdf`` to
-``--out`` (``experiments/bench_report.py``; ``--render`` redoes them from a
+``--out`` (``experiments/benchmarks/report.py``; ``--render`` redoes them from a
 saved JSON).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -59,122 +54,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.experiments import bench_reference as ref
-from collapse_sim.experiments.bench_report import TARGETS, targets, write_reports
+from collapse_sim.experiments.benchmarks import reference as ref
+from collapse_sim.experiments.benchmarks.machine import blas_threads, machine_info
+from collapse_sim.experiments.benchmarks.report import TARGETS, targets, write_reports
+from collapse_sim.experiments.benchmarks.timing import best_time, log, profile_compiled
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "benchmarks"
-
-
-def log(msg: str) -> None:
-    print(f"[collapse-bench] {msg}", flush=True)
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _mem_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _git() -> dict:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=10)
-        return {"commit": head.stdout.strip() or None, "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def blas_info() -> list:
-    try:
-        import threadpoolctl
-    except ImportError:
-        return []
-    return [
-        {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "threading_layer")}
-        for i in threadpoolctl.threadpool_info()
-    ]
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None):
-    """Limit the threads of every BLAS library loaded in the process (numpy's and
-    scipy's OpenBLAS; the latter runs JAX's CPU LAPACK kernels) with threadpoolctl.
-    Without threadpoolctl the environment the process started with decides
-    (OPENBLAS_NUM_THREADS), and the JSON records ``blas`` as it was."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        yield False
-        return
-    jnp.linalg.cholesky(jnp.eye(2)).block_until_ready()  # loads JAX's LAPACK (scipy's OpenBLAS) first
-    with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
-        yield True
-
-
-def machine_info() -> dict:
-    from collapse_sim.simulator.driver import versions
-
-    v = versions()
-    from importlib import metadata
-
-    v["jaxlib"] = v.get("jaxlib") or metadata.version("jaxlib")
-    try:
-        import torch
-
-        v["torch"] = torch.__version__
-    except ImportError:
-        v["torch"] = None
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": _mem_gib(),
-        "platform": platform.platform(),
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "versions": v,
-        "blas": blas_info(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "XLA_FLAGS", "JAX_PLATFORMS")},
-        "loadavg_start": list(os.getloadavg()),
-        "git": _git(),
-        "command": " ".join(["collapse-bench", *sys.argv[1:]]),
-    }
-
-
-# ----------------------------------------------------------------------------- timing
-
-
-def best_time(fn, budget: float, max_reps: int = 3):
-    """(best seconds, last output) over up to ``max_reps`` calls, fewer when one call
-    takes more than a third of ``budget`` (then a single call is the measurement)."""
-    best, out, spent = math.inf, None, 0.0
-    for _ in range(max_reps):
-        t0 = time.perf_counter()
-        out = fn()
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
-        if spent + dt > budget:
-            break
-    return best, out
+DEFAULT_OUT = Path(__file__).resolve().parent  # benchmark.json, benchmark.md, scaling.* beside the code
 
 
 def figure(seeds_run: int, seconds: float, n_seeds: int, G: int, **extra) -> dict:
@@ -348,58 +233,6 @@ def bench_kernels(dims: list[int], S: int = 64, budget: float = 1.0) -> list[dic
     return out
 
 
-# ----------------------------------------------------------------------------- profile
-
-
-def profile_compiled(compiled, args: tuple, calls: int = 3, top: int = 8) -> dict:
-    """Where a compiled program spends its time: a ``jax.profiler`` trace of ``calls``
-    calls, XLA ops summed over the worker threads (loop and call wrappers
-    excluded), the ``top`` ops by share, each named by the jax op it came from."""
-    import collections
-    import re
-    import tempfile
-
-    jax.block_until_ready(compiled(*args))
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp):
-            for _ in range(calls):
-                jax.block_until_ready(compiled(*args))
-        data = jax.profiler.ProfileData.from_file(str(next(Path(tmp).rglob("*.xplane.pb"))))
-        per_op = collections.Counter()
-        for plane in data.planes:
-            for line in plane.lines:
-                if "XLAEigen" not in line.name and "PjRtCpu" not in line.name and "/device:" not in plane.name:
-                    continue
-                for ev in line.events:
-                    if ev.name.startswith(("ThunkExecutor", "while", "call", "conditional", "end:")):
-                        continue
-                    per_op[ev.name] += ev.duration_ns
-    hlo = {}
-    for m in re.finditer(r"%([\w.-]+) = [^\n]*metadata=\{op_name=\"([^\"]+)\"", compiled.as_text()):
-        hlo.setdefault(m.group(1), re.sub(r"^jit\(\w+\)/", "", m.group(2)))
-    total = sum(per_op.values()) or 1
-    ops = [{"op": k, "source": hlo.get(k, ""), "ms_per_call": v / 1e6 / calls, "share": v / total} for k, v in per_op.most_common(top)]
-    kinds = collections.Counter()
-    for k, v in per_op.items():
-        kinds[_op_kind(k, hlo.get(k, ""))] += v / total
-    return {"calls": calls, "busy_ms_per_call": total / 1e6 / calls, "ops": ops, "kinds": dict(kinds.most_common())}
-
-
-def _op_kind(name: str, source: str) -> str:
-    """A coarse class of an XLA op for the profile summary."""
-    if name.startswith(("eigh", "cholesky", "lu", "triangular", "qr", "svd")) or "/eigh" in source:
-        return "LAPACK (eigh, cholesky, ...)"
-    if any(t in source for t in ("_normal", "_uniform", "threefry", "random_bits", "_gumbel")):
-        return "random numbers"
-    if name.startswith(("sort", "top_k")) or any(t in source for t in ("sort", "top_k", "searchsorted")):
-        return "sort / top_k / searchsorted"
-    if name.startswith("dot") or "dot_general" in source:
-        return "matmul (dot)"
-    if name.startswith("SlinkyThreadPool") or not source:
-        return "runtime / unattributed"
-    return "elementwise, reductions, copies"
-
-
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -502,7 +335,7 @@ def main(argv=None) -> None:
             report["kernels"] = bench_kernels(dims)
     if not args.skip_transformer:
         try:
-            from collapse_sim.experiments.bench_transformer import bench_transformer
+            from collapse_sim.experiments.benchmarks.transformer import bench_transformer
 
             report["transformer"] = bench_transformer(steps, rounds=2 if args.quick else 3)
         except ImportError as e:
