@@ -7,7 +7,8 @@ Each world has its figures (``FIGURES``); a figure module declares which runs it
 in ".") and how many runs it can draw distinctly (``MAX_RUNS``, default one per line style).  A
 figure draws its runs when they differ only in fields it shows and are not too many; runs that
 no figure drew but that differ in swept parameters go to figures/sweep.py, which lays the
-parameters out as facets, colour and a phase map.
+parameters out as facets, colour and a phase map.  A figure in ``ACROSS_WORLDS`` draws the runs of
+several worlds together (one column per world) before the figures of each world are drawn.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ _TEXT = (
 # ``applies(meta) -> bool``.
 FIGURES = {
     "regression": ("collapse_sim.figures.regression", "collapse_sim.figures.toedit_audit", "collapse_sim.figures.strong_collapse"),
-    "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan", "collapse_sim.figures.golden_ratio"),
+    "gaussian": ("collapse_sim.figures.gaussian", "collapse_sim.figures.kazdan", "collapse_sim.figures.golden_ratio",
+                 "collapse_sim.figures.temperature_phase"),
     "gmm": ("collapse_sim.figures.gmm",),
     "categorical": ("collapse_sim.figures.categorical",),
     "ngram": _TEXT,
     "transformer": _TEXT,
 }
+# Figures whose runs come from several worlds: they get every run they apply to, of any world.
+ACROSS_WORLDS = ("collapse_sim.figures.curation_rules",)
 
 
 def shows(module, metas) -> bool:
@@ -55,9 +59,17 @@ def render_runs(run_dirs, out_dir) -> list[Path]:
     for run in run_dirs:
         _, meta = results.load(run)
         by_world[meta["config"]["world"]["name"]].append((Path(run), meta))
-    outs = []
+    outs, across = [], set()
+    for name in ACROSS_WORLDS:
+        module = importlib.import_module(name)
+        mine = [(r, m) for runs in by_world.values() for r, m in runs if module.applies(m)]
+        if mine and shows(module, [m for _, m in mine]):
+            paths = module.plot([r for r, _ in mine], out_dir)
+            if paths:
+                across |= {r for r, _ in mine}
+            outs += paths
     for world, runs in sorted(by_world.items()):
-        drawn = set()
+        drawn = set(across)
         for name in FIGURES.get(world, ()):
             module = importlib.import_module(name)
             mine = [(r, m) for r, m in runs if module.applies(m)]

@@ -38,6 +38,10 @@ kept synthetic rows) and ``reward_proposed`` (of every proposal) for the reward 
 ``shortfall`` (share of the n rows the verifier could not fill) and
 ``proposal_rounds`` (rounds a refill needed) for the verifier, and ``train_rows``
 (rows of positive weight the model is fitted on), added by the regime.
+
+One concept, hence one module over 400 lines: the config (``CurationConfig``, whose
+checks name each rule's fields, ``RULE_FIELDS``) and the rules that read those fields,
+as a regime module holds its config and its step.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ RULE_FIELDS = {
 }
 REWARD_FIELDS = {"linear": ("direction",), "quadratic": ("target",)}
 SHORT_WARNING = 1.0  # warn when rounds × (acceptance of the real rows) is below this
+# Scorer worlds whose generation-0 model is cheap to fit and sample once at start (counting), so a
+# verifier band is checked against the perplexities of the blocks that model proposes; a
+# transformer's fit is a training run, so there a band that accepts nothing shows only in the
+# records (shortfall 1, train_rows 0).
+PROBED_SCORERS = ("ngram",)
 
 
 def _bad(field, value, allowed) -> None:
@@ -232,7 +241,8 @@ def source(cfg, world: World) -> Source:
     own_verifier = rule == "verifier" and world.verify is not None
     if not own_verifier and world.point is None and world.score is None:
         what = "a verifier (world.verify) or row points" if rule == "verifier" else "a reward on its rows (world.point or world.score)"
-        has = "no point, score or verifier"
+        has = ("its rows have no point or score; its own verifier serves rule=verifier" if world.verify is not None
+               else "no point, score or verifier")
         raise _needs(rule, what, world, has)
     uses_scorer = not own_verifier and world.point is None
     dtype = jnp.result_type(float)
@@ -371,27 +381,40 @@ def _verifier(cfg: CurationConfig, world: World, coords, own: bool, uses_scorer:
             p = coords(extra, rows)
             return jnp.sqrt(jnp.sum((p - centre) ** 2, axis=-1)) <= h
         what = f"the window |point - {centre:g}| <= {h:g} (regime.curation.centre, half_width)"
+    extra, seen = (), ""
     if uses_scorer:
         # Text worlds: the point is a perplexity, >= 1, and the scorer exists only once fitted.
-        if cfg.centre + cfg.half_width < 1.0:
+        lo, hi = cfg.centre - cfg.half_width, cfg.centre + cfg.half_width
+        if hi < 1.0:
             raise ValueError(
-                f"regime.curation: the verifier band [{cfg.centre - cfg.half_width:g}, {cfg.centre + cfg.half_width:g}] "
+                f"regime.curation: the verifier band [{lo:g}, {hi:g}] "
                 f"on world {world.name!r} lies below 1, and a perplexity is >= 1, so it accepts nothing; allowed: "
                 "centre + half_width >= 1"
             )
-        return accept
-    truth, probe = _probe_rows(world)
-    ok = np.asarray(accept((), truth, probe)) & (np.asarray(probe["weight"]) > 0)
+        if world.name not in PROBED_SCORERS:
+            return accept
+        # What the verifier scores at generation 1: blocks the generation-0 model proposes.
+        truth, real = _probe_rows(world)
+        extra = jax.jit(world.fit)(jax.random.key(2), real, None)
+        probe = jax.jit(world.sample, static_argnums=3)(jax.random.key(3), truth, extra, 1)
+        ppl = np.asarray(world.score(extra, probe))[np.asarray(probe["weight"]) > 0]
+        what = f"the perplexity band [{lo:g}, {hi:g}] (regime.curation.centre ± half_width)"
+        rows_seen = (f"blocks the generation-0 model proposes on world {world.name!r} (their perplexities under it lie "
+                     f"in [{ppl.min():.3g}, {ppl.max():.3g}])")
+    else:
+        truth, probe = _probe_rows(world)
+        rows_seen = f"real rows of generation 0 on world {world.name!r}"
+    ok = np.asarray(accept(extra, truth, probe)) & (np.asarray(probe["weight"]) > 0)
     n = int(np.sum(np.asarray(probe["weight"]) > 0))
     rate = ok.sum() / max(n, 1)
     if ok.sum() == 0:
         raise ValueError(
-            f"regime.curation.rule=verifier: {what} accepts none of the {n} real rows of generation 0 "
-            f"on world {world.name!r}, so it would keep (almost surely) no synthetic row; widen or move it"
+            f"regime.curation.rule=verifier: {what} accepts none of the {n} {rows_seen}, "
+            "so it would keep (almost surely) no synthetic row; widen or move it"
         )
     if rate * cfg.rounds < SHORT_WARNING:
         warnings.warn(
-            f"regime.curation.rule=verifier accepts {rate:.3g} of the real rows of generation 0; "
+            f"regime.curation.rule=verifier accepts {rate:.3g} of the {rows_seen.split(' (')[0]}; "
             f"{cfg.rounds} rounds (regime.curation.rounds) will likely not fill a training set, so generations "
             "will train on fewer rows (recorded as shortfall and train_rows)",
             stacklevel=3,

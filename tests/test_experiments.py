@@ -87,6 +87,9 @@ def test_entry_point_runs_saves_and_renders(tmp_path):
         ("world.T=5", "world.T=5 with world.d=10: ordinary least squares needs T >= d+2"),
         ("regime=mix regime.real_fraction=-0.5", "regime.real_fraction=-0.5 must be a finite number in [0, 1]"),
         ("run.precision=float16", "run.precision='float16' is not known; allowed: float32, float64"),
+        ("regime.curation.rule=best_of_k", "regime.curation.rule=best_of_k needs a reward on its rows"),
+        ("world=gaussian regime.curation.rule=verifier regime.curation.centre=50",
+         "accepts none of the 100 real rows of generation 0 on world 'gaussian'"),
     ],
 )
 def test_bad_input_fails_at_start_with_a_clear_message(tmp_path, override, message):
@@ -94,3 +97,57 @@ def test_bad_input_fails_at_start_with_a_clear_message(tmp_path, override, messa
     assert p.returncode != 0
     assert message in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_curated_run_from_the_command_line_matches_the_python_api(tmp_path):
+    """regime.curation.* from the command line: the run saves the rule's records, and the Python
+    API (``curation=`` a dict of the rule's fields) gives the same numbers for the same seeds."""
+    import collapse_sim as cs
+
+    out = tmp_path / "run"
+    p = cli("world=categorical", "regime=replace", "regime.curation.rule=top_fraction", "regime.curation.keep_fraction=0.25",
+            "world.M=40", "run.n_generations=2", "run.n_seeds=3", "run.figure=false", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rec, meta = results.load(out)
+    assert meta["config"]["regime"]["curation"]["rule"] == "top_fraction"
+    assert rec["accept_rate"].shape == (3, 3) and np.all(rec["accept_rate"][:, 1:] == 0.25)
+    r = cs.simulate("categorical", "replace", curation={"rule": "top_fraction", "keep_fraction": 0.25}, M=40,
+                    n_generations=2, n_seeds=3)
+    for name in ("test_error", "entropy", "reward_mean", "reward_proposed", "train_rows"):
+        np.testing.assert_array_equal(r[name], rec[name], err_msg=name)
+
+
+@pytest.mark.parametrize("variant", ["curated_gaussian", "curated_gmm", "curated_categorical"])
+def test_the_curation_experiment_builds_every_rule_on_its_world(variant):
+    """experiment=curation_rules: each world's variant serves every rule, and the verifier's window
+    accepts enough of the real rows to fill a set in its rounds (no warning)."""
+    import warnings
+
+    from collapse_sim.simulator.regimes import make_regime
+    from collapse_sim.simulator.worlds import make_world
+
+    for rule in ("verifier", "best_of_k", "preference", "top_fraction"):
+        cfg = OmegaConf.to_object(compose_config(["experiment=curation_rules", f"+variant={variant}",
+                                                  f"regime.curation.rule={rule}"]))
+        assert cfg.world.name == variant.removeprefix("curated_") and cfg.run.experiment == "curation_rules"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            make_regime(cfg.regime, make_world(cfg.world), cfg.run.n_generations)
+
+
+def test_the_temperature_phase_grid_straddles_the_stability_boundary():
+    """experiment=temperature_phase sweeps (alpha, tau) cells on both sides of rho = 1
+    (theory/temperature.py): stable at the lowest temperature for every share, the boundary crossed
+    between two swept temperatures at three shares or more; a whole number of real rows in each."""
+    from collapse_sim.theory import temperature as tt
+
+    exp = OmegaConf.load(CONF / "experiment" / "temperature_phase.yaml")
+    params = exp.hydra.sweeper.params
+    alphas = [float(a) for a in str(params["regime.real_fraction"]).split(",")]
+    taus = [float(t) for t in str(params["world.temperature"]).split(",")]
+    M = compose_config(["experiment=temperature_phase"]).world.M
+    assert all(abs(a * M - round(a * M)) < 1e-9 for a in alphas)
+    stable = np.array([[tt.spectral_radius(a, t, M) < 1 for t in taus] for a in alphas])
+    assert stable[:, 0].all()
+    assert all(not np.any(np.diff(row.astype(int)) > 0) for row in stable)  # stable below a τ, unstable above
+    assert sum(row.any() and not row.all() for row in stable) >= 3

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from figure_checks import capture
 from test_figures_distributions import save_run as save_distribution_run
+from test_figures_curation import curation_runs, phase_runs
 
 from collapse_sim.experiments.predictions import predict
 from collapse_sim.figures import bands, render, sweep
@@ -157,6 +158,8 @@ FIGURES = {
     "synthetic_proportion": (_synthetic, 3),
     "ngram_diagnostics": (_ngram, None),
     "toedit_iterative": (_toedit_iterative, 2),
+    "temperature_phase": (phase_runs, 5),
+    "curation_rules": (curation_runs, 5),
 }
 
 
@@ -166,6 +169,9 @@ NAMES = {
     "gmm_collapse": lambda t: t.splitlines().count("truth") == 1,  # the true density once, not in every row
     "categorical_tails": lambda t: "median over seeds" in t,  # the median line has its legend entry
     "regression": lambda t: "theory (exact)" in t and "bound" in t,  # drawn here, so named
+    "temperature_phase": lambda t: "stability boundary" in t and "fixed point" in t,
+    # each theory curve is named with its status: exact, bound or the limit it is
+    "curation_rules": lambda t: "(exact)" in t and "(upper bound)" in t and "K → ∞ limit" in t and "n → ∞ limit" in t,
 }
 
 
