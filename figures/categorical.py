@@ -3,7 +3,7 @@
 One line per run (regime), Monte Carlo mean over seeds with its 95% Student-t interval
 (figures/bands.py); the
 exact expectations (theory/categorical.py, via the binomial marginal
-chains) as grey dashed lines where predictions_distributions attached them
+chains) as grey dashed lines where experiments/predictions/categorical.py attached them
 (replace without smoothing).  The tail is the set of outcomes whose true probability
 lies below the world's ``tail_quantile`` quantile; "tail mass lost" is the true mass
 of the tail outcomes that no longer appear.  The mean tail mass of the fit is a

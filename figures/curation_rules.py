@@ -6,7 +6,7 @@ r(x) = direction·x (Gaussian: direction·d·μ̂; mixture: Σ_k w_k direction·
 direction·k), and its diversity: tr Σ̂ (Gaussian), the fitted weight of the minority mode
 (``minority_weight``, mixture), the entropy of p̂ in nats (categorical).  Lines: the Monte Carlo
 mean over seeds with its 95% Student-t band (figures/bands.py), one colour and marker per rule.
-Dashed: the theory the run carries (experiments/predictions_curation.py, theory/curation.py;
+Dashed: the theory the run carries (experiments/predictions/gaussian.py, theory/curation.py;
 1-D Gaussian under replace), named with its status: best-of-K's E s_g² = s_0²(c v_K)^g is exact and
 its reward has Jensen's upper bound; the verifier window's map (N → ∞), the preference tilt
 p·e^{βr} (K → ∞) and top-fraction's truncation factor (n → ∞) are large-sample limits, drawn beside

@@ -8,7 +8,7 @@ collapsed; its median (which decays) and the squared mean of σ_g (E σ_g decays
 σ Π c(M_i − 1)).  Bottom row: E W₂²(N(μ_g, σ_g²), N(μ, σ²)) — the Monte
 Carlo mean with its 95% t-interval, the exact value (theory/gaussian.py) and the paper's
 first-order approximation (3/2) σ² Σ_{i≤g} 1/M_i (Shumailov et al. 2024, SI Eq. 6).
-Theory lines are drawn only where predictions_distributions attached them
+Theory lines are drawn only where experiments/predictions/gaussian.py attached them
 (replace).  Only 1-D runs of the gaussian world under replace are drawn.
 
     python -m collapse_sim.figures.gaussian RESULTS_PATH [RESULTS_PATH ...] [--out DIR]

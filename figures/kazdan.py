@@ -4,7 +4,7 @@ Four panels against the generation g, one line per regime (Monte Carlo mean over
 seeds with its 95% Student-t interval, figures/bands.py): the squared error of the fitted mean ||μ_g − μ||², the
 trace ratio tr Σ_g / tr Σ, the log-determinant change log det Σ_g − log det Σ (the
 finite-variance statistic; det itself is heavy-tailed) and W₂² to the truth.  Theory
-(broad pale lines, same colour) where predictions_distributions attached it: the exact
+(broad pale lines, same colour) where experiments/predictions/gaussian.py attached it: the exact
 replace curves (theory/gaussian.py, Bartlett for the log-determinant), the exact
 accumulate recursions, and accumulate's bound (π²/6) tr Σ / M on the mean error
 (dotted).  accumulate_subsample has no closed form.  Only gaussian-world runs with

@@ -82,7 +82,7 @@ class Records:
 
     ``records[name]``: per-seed arrays, (S, G+1) or (S, G+1, ...) for vector metrics;
     ``records.theory``: the closed-form curves attached to the run, (G+1,) each (see
-    ``experiments/predictions.py`` for their names); ``records.config``: the resolved
+    ``experiments/predictions/`` for their names); ``records.config``: the resolved
     config as plain dicts; ``records.meta``: everything ``results.json`` holds."""
 
     def __init__(self, arrays: dict, meta: dict):

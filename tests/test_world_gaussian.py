@@ -2,7 +2,7 @@
 
 Every Monte Carlo check runs the real engine (make_simulate, vmapped seeds,
 float64) and compares the mean over seeds with the closed form attached by
-experiments/predictions_distributions.py, within 4 standard errors computed
+experiments/predictions/gaussian.py, within 4 standard errors computed
 from the seeds (tests/engine_mc.py).
 """
 

@@ -2,7 +2,7 @@
 truth, empty components and singular covariances handled and counted), every regime, bad input.
 
 There is no closed form for an EM-fitted mixture under any regime, so there is no
-Monte Carlo-against-theory check here (experiments/predictions_distributions.py
+Monte Carlo-against-theory check here (experiments/predictions/gmm.py
 attaches none).
 """
 
