@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 
 MARGIN = 1.5  # XLA's buffers: a scan's carry in and out, the copies of an update
-BASE_BYTES = 600e6  # the Python process with JAX, XLA and the compiled programs
+PROCESS_BYTES = 600e6  # the Python process with JAX, XLA and the compiled programs
 RECORD_COPIES = 3  # host records: the gathered parts, their concatenation, the checkpoint
 ACCUMULATE = ("accumulate", "accumulate_subsample")
 
@@ -68,7 +68,7 @@ def _regime_sets(name: str, G: int) -> int:
 
 def _carried_sets(name: str, G: int) -> int:
     """Training sets of rows the regime carries from generation to generation: the pool,
-    the real data (mix), the data being edited and its base (token_edit), none (replace)."""
+    the real data (mix), the data being edited and its source (token_edit), none (replace)."""
     return {"replace": 0, "mix": 1, "token_edit": 2}.get(name, G + 1)
 
 
@@ -206,7 +206,7 @@ def breakdown(config) -> dict:
     """The parts of :func:`estimate`, in bytes: ``carry`` (all seeds, on the device),
     ``work`` (one seed batch during a chunk), ``saving`` (the host's copy of every carry
     and the checkpoint written from it, after a chunk, when the work is freed),
-    ``records`` (all seeds and generations, host), ``shared`` and ``base``."""
+    ``records`` (all seeds and generations, host), ``shared`` and ``process`` (the Python process itself)."""
     run, G = config.run, config.run.n_generations
     S = run.n_seeds
     batch = min(run.seed_batch or S, S)
@@ -220,13 +220,13 @@ def breakdown(config) -> dict:
         "saving": 2 * S * carry,
         "records": RECORD_COPIES * S * (G + 1) * fp.record,
         "shared": fp.shared,
-        "base": BASE_BYTES,
+        "process": PROCESS_BYTES,
     }
 
 
 def _total(parts: dict) -> int:
     """The peak: what is always held, plus the larger of a chunk's work and a save."""
-    held = parts["base"] + parts["shared"] + parts["records"] + parts["carry"]
+    held = parts["process"] + parts["shared"] + parts["records"] + parts["carry"]
     return int(held + max(parts["work"], parts["saving"]))
 
 
@@ -261,7 +261,7 @@ def _knobs(config, parts: dict, have: float) -> str:
     run, w, r = config.run, config.world, config.regime.name
     S = run.n_seeds
     batch = min(run.seed_batch or S, S)
-    fixed = parts["base"] + parts["shared"]
+    fixed = parts["process"] + parts["shared"]
     c, rec, work = parts["carry"] / S, parts["records"] / S, parts["work"] / batch  # per seed
     out = []
     room = have - fixed - S * (c + rec)
@@ -309,7 +309,7 @@ def check(config, memory: Optional[int] = None) -> int:
             f"it set {_knobs(config, parts, on_device)}"
         )
     if on_device is not None:  # the carry and the work live on the devices; the host holds the rest
-        need = int(parts["base"] + parts["shared"] + parts["records"] + parts["saving"])
+        need = int(parts["process"] + parts["shared"] + parts["records"] + parts["saving"])
     if have is not None and need > have:
         big = max(("carry", "work", "records"), key=parts.get)
         what = {"carry": "the carried state of every seed", "work": "one seed batch's working arrays",
