@@ -5,6 +5,7 @@ Examples::
     collapse-sim                                    # every regime, regression world, then the figure
     collapse-sim world=regression regime=accumulate world.d=50 run.n_generations=30 run.n_seeds=256
     collapse-sim --multirun regime=replace,accumulate,mix
+    collapse-sim ledger --markdown                  # every formula of theory/ with a fresh Monte Carlo z-score
 """
 
 from __future__ import annotations
@@ -151,6 +152,10 @@ def _job(cfg) -> None:
 
 def cli() -> None:
     _exit_cleanly_on_signals()  # first: an interrupt during the imports below leaves no traceback
+    if sys.argv[1:2] == ["ledger"]:  # collapse-sim ledger [--markdown]: theory/ledger.py, no hydra
+        from collapse_sim.theory.ledger import main as ledger
+
+        sys.exit(ledger(sys.argv[2:]))
     if "--version" in sys.argv[1:]:  # the package's version, not hydra's
         from collapse_sim import __version__
 
