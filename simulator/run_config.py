@@ -31,7 +31,10 @@ class RunConfig:
     experiment config that made the run (set by ``conf/experiment/*.yaml``; figure
     scripts select their runs by it; not part of the run's hash).  compile_cache: keep
     compiled programs in JAX's persistent cache (``$XDG_CACHE_HOME/collapse_sim/jax`` or
-    ``~/.cache/collapse_sim/jax``; ``COLLAPSE_SIM_NO_CACHE=1`` also turns it off)."""
+    ``~/.cache/collapse_sim/jax``; ``COLLAPSE_SIM_NO_CACHE=1`` also turns it off).
+    common_random_numbers: runs (and the points of a sweep) that differ only in traced
+    numbers (``simulator/traced.py``) draw the same random numbers seed for seed (True),
+    or draws that depend on those numbers too (False; ``simulator/compute.py``)."""
 
     n_generations: int = 10
     n_seeds: int = 256
@@ -47,6 +50,7 @@ class RunConfig:
     distributed: bool = False
     experiment: str = ""
     compile_cache: bool = True
+    common_random_numbers: bool = True
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
