@@ -88,3 +88,19 @@ def test_a_command_line_sweep_over_a_traced_field_compiles_once(tmp_path):
     assert sorted(compiled)[0] == 0 and sorted(compiled)[1] >= 1  # the second job compiles nothing
     a, b = (cs.Records.load(r.parent) for r in runs)
     np.testing.assert_array_equal(a["test_error"][:, 0], b["test_error"][:, 0])  # common random numbers
+
+
+def test_the_common_random_numbers_switch_keeps_the_hash_of_earlier_runs():
+    from collapse_sim.simulator.driver import run_key
+
+    exp = cs.experiment("regression", "mix", **SMALL)
+    # the hash of this config before the switch existed (computed by the code of that time)
+    plain = {k: v for k, v in vars(exp.run).items() if k != "common_random_numbers"}
+    from collapse_sim.simulator import checkpoint
+    from collapse_sim.simulator.driver import PRESENTATION_FIELDS
+
+    before = {"world": vars(exp.world).copy(), "regime": exp.regime.numbers(),
+              "run": {k: v for k, v in plain.items() if k not in PRESENTATION_FIELDS}}
+    assert run_key(exp) == checkpoint.config_hash(before)
+    apart = cs.experiment("regression", "mix", common_random_numbers=False, **SMALL)
+    assert run_key(apart) != run_key(exp)
