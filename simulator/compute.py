@@ -43,6 +43,23 @@ from collapse_sim.simulator.worlds import make_world
 _RUN_ARGUMENTS = ("seed", "common_random_numbers", "theory_designs", "figure", "out_dir", "progress", "resume",
                   "experiment", "compile_cache")
 _CACHE_SIZE = 8
+# compile_effort=fast: LLVM's optimisations off (most of a small run's wall time is LLVM
+# optimising the threefry kernels of its random draws).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+CLOSED_FORM_WORLDS = ("regression", "gaussian", "kde", "categorical")
+AUTO_FAST_SEED_GENERATIONS = 65_536
+
+
+def compile_options(exp) -> dict:
+    """XLA options of ``run.compile_effort`` (``auto``: fast for a closed-form world at up to
+    AUTO_FAST_SEED_GENERATIONS seed-generations a point, so a grid point and a separate run
+    of it compile alike)."""
+    effort = getattr(exp.run, "compile_effort", "full")
+    if effort == "auto":
+        size = exp.run.n_seeds * (exp.run.n_generations + 1)
+        fast = exp.world.name in CLOSED_FORM_WORLDS and size <= AUTO_FAST_SEED_GENERATIONS
+        effort = "fast" if fast else "full"
+    return dict(FAST_COMPILE) if effort == "fast" else {}
 
 
 def set_precision(precision: str) -> None:
@@ -177,6 +194,7 @@ def build(exp, points=None) -> Program:
     keys = jax.device_put(keys, sharding)
     carry_like = jax.eval_shape(prog.first, nums, keys)
     length = chunk_length(run)
+    options = compile_options(exp)
 
     def slices(tree):
         if n_pad == batch:
@@ -192,7 +210,7 @@ def build(exp, points=None) -> Program:
                 for c, k in zip(slices(carry), slices(keys))]
 
     def executable(args):
-        shapes = traced.key_of(jax.tree.map(lambda a: (a.shape, str(a.dtype)), args))
+        shapes = traced.key_of([options, jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)])
         return prog.executables.get(shapes), shapes
 
     def blank():
@@ -205,7 +223,7 @@ def build(exp, points=None) -> Program:
         exe, shapes = executable(args)
         if exe is not None or check_only:
             return exe is None
-        prog.executables[shapes] = prog.fn.lower(*args).compile()
+        prog.executables[shapes] = prog.fn.lower(*args).compile(options)
         return True
 
     def step(carry, gens, start):
@@ -213,7 +231,7 @@ def build(exp, points=None) -> Program:
         for args in args_of(carry, gens, start):
             exe, shapes = executable(args)
             if exe is None:
-                exe = prog.executables[shapes] = prog.fn.lower(*args).compile()
+                exe = prog.executables[shapes] = prog.fn.lower(*args).compile(options)
             outs.append(exe(*args))
         if len(outs) == 1:
             return outs[0]

@@ -52,8 +52,9 @@ def run_key(config) -> str:
     if hasattr(config.regime, "numbers"):  # only the fields that can change the numbers
         c["regime"] = config.regime.numbers()
     c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
-    if c["run"].get("common_random_numbers", True) is True:
-        del c["run"]["common_random_numbers"]  # the default: runs made before the switch keep their hash
+    for field, default in (("common_random_numbers", True), ("compile_effort", "auto")):
+        if c["run"].get(field, default) == default:
+            c["run"].pop(field, None)  # the default: runs made before the field existed keep their hash
     return checkpoint.config_hash(c)
 
 

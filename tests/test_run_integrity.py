@@ -36,6 +36,7 @@ def folders(tmp_path_factory):
     """A finished run ("clean") and the same run stopped after its second chunk ("partial":
     checkpoint.npz at generation 4, checkpoint.prev.npz at generation 2)."""
     root = tmp_path_factory.mktemp("runs")
+    driver.compute._PROGRAMS.clear()  # "clean" compiles (or loads) its program, whatever ran before
     run_saved(small(), root / "clean")
     real, calls = driver.Progress.update, []
 

@@ -90,12 +90,12 @@ def test_a_command_line_sweep_over_a_traced_field_compiles_once(tmp_path):
     np.testing.assert_array_equal(a["test_error"][:, 0], b["test_error"][:, 0])  # common random numbers
 
 
-def test_the_common_random_numbers_switch_keeps_the_hash_of_earlier_runs():
+def test_the_new_run_switches_at_their_defaults_keep_the_hash_of_earlier_runs():
     from collapse_sim.simulator.driver import run_key
 
     exp = cs.experiment("regression", "mix", **SMALL)
     # the hash of this config before the switch existed (computed by the code of that time)
-    plain = {k: v for k, v in vars(exp.run).items() if k != "common_random_numbers"}
+    plain = {k: v for k, v in vars(exp.run).items() if k not in ("common_random_numbers", "compile_effort")}
     from collapse_sim.simulator import checkpoint
     from collapse_sim.simulator.driver import PRESENTATION_FIELDS
 
@@ -104,3 +104,4 @@ def test_the_common_random_numbers_switch_keeps_the_hash_of_earlier_runs():
     assert run_key(exp) == checkpoint.config_hash(before)
     apart = cs.experiment("regression", "mix", common_random_numbers=False, **SMALL)
     assert run_key(apart) != run_key(exp)
+    assert run_key(cs.experiment("regression", "mix", compile_effort="full", **SMALL)) != run_key(exp)
