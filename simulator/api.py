@@ -138,14 +138,41 @@ class Records:
         return f"Records({w}/{r}, seeds × generations = {shape}, records: {', '.join(sorted(self.arrays))})"
 
 
-def simulate(world="regression", regime="replace", **fields) -> Records:
+def simulate(world="regression", regime="replace", *, grid: dict | None = None, **fields):
     """Run in memory (no files): ``simulate(world, regime, *, n_seeds=256, n_generations=10,
-    seed=0, precision="float64", **world_and_regime_fields) -> Records``."""
+    seed=0, precision="float64", **world_and_regime_fields) -> Records``.
+
+    ``grid={field: [values, ...], ...}`` runs every combination of the values (the first
+    field varying slowest) and returns a list of Records in that order.  Points that differ
+    only in traced numbers (``simulator/traced.py``: ``real_fraction``, ``sigma``, ``ridge``,
+    ...) run as one compiled call, the grid vmapped beside the seeds; points that differ in
+    a shape (``T``, ``d``, ``n_seeds``) or a code path compile once per such group.  Each
+    point's numbers are those of a separate ``simulate`` with its fields, seed for seed
+    (common random numbers: every point sees the same draws unless
+    ``common_random_numbers=False``)."""
     from collapse_sim.simulator import compute
 
-    exp = experiment(world, regime, **fields)
-    arrays, meta = compute.simulate_in_memory(exp)
-    return Records(arrays, meta)
+    if grid is None:
+        exp = experiment(world, regime, **fields)
+        arrays, meta = compute.simulate_in_memory(exp)
+        return Records(arrays, meta)
+    return [Records(arrays, meta) for arrays, meta in compute.simulate_grid(grid_experiments(world, regime, grid, fields))]
+
+
+def grid_experiments(world, regime, grid: dict, fields: dict) -> list[Experiment]:
+    """One Experiment per combination of ``grid``'s values (itertools.product order)."""
+    import itertools
+
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"grid={grid!r} is not allowed; allowed: a dict {{field: [values, ...]}} with at least one field")
+    for k, values in grid.items():
+        if k in fields:
+            raise ValueError(f"{k}= is given both as a field and in grid; give it once")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(list(values)) == 0:
+            raise ValueError(f"grid[{k!r}]={values!r} is not allowed; allowed: a non-empty list of values")
+    names = list(grid)
+    return [experiment(world, regime, **fields, **dict(zip(names, point)))
+            for point in itertools.product(*(list(grid[k]) for k in names))]
 
 
 def run(world="regression", regime="replace", *, out_dir, **fields) -> Path:

@@ -1,24 +1,65 @@
-"""The compute path every run takes: compiled first generation, compiled chunks of
-generations, seeds in batches.  The saved driver (``driver.py``) and the in-memory
-``simulate`` both build their programs here, so a seed's numbers do not depend on
-which one ran it.
+"""The compute path every run takes: one compiled program per run, its traced numbers
+as arguments, seeds in batches, grid points vmapped beside the seeds.
 
-Keys: seed s gets ``fold_in(root, s)`` (``loop.seed_keys``); a batch of seeds is
-vmapped, batches run one after another, and generations run ``chunk`` at a time.
+The saved driver (``driver.py``) and the in-memory ``simulate`` both build their
+program here, so a seed's numbers do not depend on which one ran it.
+
+- One program: ``Generation.run`` (``loop.py``) fits generation 0 when asked and then
+  runs a chunk of generations, so generation 0 and every later chunk (the last one
+  padded with skipped generations) are one compiled program.
+- Traced numbers (``simulator/traced.py``): the fields a world or regime config lists
+  in ``TRACED`` are arguments of the program, so runs that differ only in them share
+  it.  Programs are cached in this process by the configs' skeletons (traced fields
+  blanked), so a sweep over such fields compiles once; JAX's persistent cache
+  (``provenance.enable_compile_cache``) makes a rerun compile nothing.
+- A grid (``build(exp, points)``): experiments with one skeleton run as one call, the
+  grid axis vmapped outside the seeds' (PureJaxRL's vmap over hyperparameters).
+
+Keys: seed s of a point gets ``fold_in(root, s)`` (``loop.seed_keys``) with root
+``key(run.seed)``: common random numbers, every point of a grid (and a separate run of
+it) sees the same draws.  With ``run.common_random_numbers=false`` the root is
+``fold_in(key(run.seed), h)``, h a 32-bit hash of the point's traced numbers, so points
+draw apart and a separate run still equals its grid point.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import collections
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from collapse_sim.simulator import traced
 from collapse_sim.simulator.loop import make_generation, seed_keys
 from collapse_sim.simulator.regimes import make_regime
-from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
+from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh
 from collapse_sim.simulator.worlds import make_world
+
+# Run fields that change neither the program nor its inputs' shapes (the seed and the
+# common-random-numbers switch only change the keys passed in).
+_RUN_ARGUMENTS = ("seed", "common_random_numbers", "theory_designs", "figure", "out_dir", "progress", "resume",
+                  "experiment", "compile_cache")
+_CACHE_SIZE = 8
+# compile_effort=fast: LLVM's optimisations off (most of a small run's wall time is LLVM
+# optimising the threefry kernels of its random draws).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+CLOSED_FORM_WORLDS = ("regression", "gaussian", "kde", "categorical")
+AUTO_FAST_SEED_GENERATIONS = 65_536
+
+
+def compile_options(exp) -> dict:
+    """XLA options of ``run.compile_effort`` (``auto``: fast for a closed-form world at up to
+    AUTO_FAST_SEED_GENERATIONS seed-generations a point, so a grid point and a separate run
+    of it compile alike)."""
+    effort = getattr(exp.run, "compile_effort", "full")
+    if effort == "auto":
+        size = exp.run.n_seeds * (exp.run.n_generations + 1)
+        fast = exp.world.name in CLOSED_FORM_WORLDS and size <= AUTO_FAST_SEED_GENERATIONS
+        effort = "fast" if fast else "full"
+    return dict(FAST_COMPILE) if effort == "fast" else {}
 
 
 def set_precision(precision: str) -> None:
@@ -26,46 +67,177 @@ def set_precision(precision: str) -> None:
     jax.config.update("jax_enable_x64", precision == "float64")
 
 
-class Program(NamedTuple):
-    """first(keys) -> (carry, record0); chunk(carry, keys, gens) -> (carry, records).
-    ``keys`` holds ``n_pad`` seed keys (the run's seeds, padded to fill the devices and
-    batches); ``first_one`` is the compiled per-batch first generation."""
+def skeleton(exp) -> str:
+    """What decides the compiled program: world and regime with their traced numbers
+    blanked, and the run settings that set shapes."""
+    run = {k: v for k, v in vars(exp.run).items() if k not in _RUN_ARGUMENTS}
+    return traced.key_of({"world": traced.skeleton(exp.world), "regime": traced.skeleton(exp.regime), "run": run})
 
-    first: Callable
-    chunk: Callable
-    first_one: Callable
+
+def point_numbers(exp) -> dict:
+    return {"world": traced.numbers(exp.world), "regime": traced.numbers(exp.regime)}
+
+
+def root_key(exp) -> jax.Array:
+    """The point's root key: ``key(run.seed)``, with the hash of its traced numbers folded in
+    when ``run.common_random_numbers`` is off."""
+    key = jax.random.key(exp.run.seed)
+    if getattr(exp.run, "common_random_numbers", True):
+        return key
+    from collapse_sim.simulator.checkpoint import config_hash
+
+    return jax.random.fold_in(key, np.uint32(int(config_hash(point_numbers(exp))[:8], 16)))
+
+
+class _Compiled:
+    """The traced function of one skeleton and its compiled executables, by argument shapes."""
+
+    def __init__(self, template, grid: bool, world_static):
+        G = template.run.n_generations
+        self.world = world_static
+
+        def parts(nums):
+            world = world_static
+            if world is None:
+                world = make_world(traced.with_numbers(template.world, nums["world"]))
+            regime = make_regime(traced.with_numbers(template.regime, nums["regime"]), world, G)
+            return make_generation(world, regime)
+
+        def per_seed(nums, carry, key, gens, start):
+            return parts(nums).run(carry, key, gens, start)
+
+        def first(nums, key):
+            return parts(nums).first(key)[0]
+
+        fn = jax.vmap(per_seed, in_axes=(None, 0, 0, None, None))
+        first = jax.vmap(first, in_axes=(None, 0))
+        if grid:
+            fn = jax.vmap(fn, in_axes=(0, 0, 0, None, None))
+            first = jax.vmap(first, in_axes=(0, 0))
+        self.fn = jax.jit(fn, donate_argnums=1)
+        self.first = first
+        self.executables: dict[str, Any] = {}
+
+
+_PROGRAMS: collections.OrderedDict[str, _Compiled] = collections.OrderedDict()
+
+
+def _cached(key: str, template, grid: bool) -> _Compiled:
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    world_static = None if traced.traced_fields(template.world) else make_world(template.world)
+    out = _PROGRAMS[key] = _Compiled(template, grid, world_static)
+    while len(_PROGRAMS) > _CACHE_SIZE:
+        _PROGRAMS.popitem(last=False)
+    return out
+
+
+class Program(NamedTuple):
+    """``step(carry, gens, start) -> (carry, record0, records)`` runs every seed (of every
+    grid point) through one compiled call per seed batch: generation 0 first when ``start``
+    (``carry`` then a placeholder, :attr:`blank`), then the generations in ``gens`` (an int
+    array of ``length`` entries; entries < 1 are skipped).  Leading axes: seeds (S), or
+    grid points then seeds (P, S).  ``compile(carry, start)`` compiles it now (True) or finds it
+    compiled in this process (False) for a call on ``carry``; ``check_only=True`` only says
+    which."""
+
+    step: Callable
+    blank: Callable
+    carry_like: Any
     keys: jax.Array
     n_pad: int
+    length: int
+    compile: Callable
     mesh: object
+    n_points: int | None
 
 
-def build(exp) -> Program:
+def chunk_length(run) -> int:
+    """Generations per compiled call (0 for a run of generation 0 only)."""
+    return min(run.chunk_generations or run.n_generations, run.n_generations)
+
+
+def check(exp, world=None):
+    """Build the world and regime of ``exp`` from its concrete config (their start-of-run
+    checks raise here, before anything is compiled); returns the world."""
+    world = world if world is not None else make_world(exp.world)
+    make_regime(exp.regime, world, exp.run.n_generations)
+    return world
+
+
+def build(exp, points=None) -> Program:
+    """The program of ``exp``, or of the grid ``points`` (experiments whose skeleton is
+    ``exp``'s; ``exp`` is then the first of them)."""
     run = exp.run
     set_precision(run.precision)
-    world = make_world(exp.world)
-    regime = make_regime(exp.regime, world, run.n_generations)
-    gen = make_generation(world, regime)
+    grid = points is not None
+    exps = list(points) if grid else [exp]
+    key = skeleton(exp)
+    for e in exps[1:]:
+        if skeleton(e) != key:
+            raise ValueError("the points of a grid must differ only in traced numbers (simulator/traced.py); "
+                             f"{e.world} / {e.regime} / {e.run} does not")
+    prog = _cached(f"{key}|grid={grid}", exp, grid)
+    for e in exps:
+        check(e, prog.world)
+    dtype = jnp.result_type(float)
+    nums = [traced.as_arrays(point_numbers(e), dtype) for e in exps]
+    nums = jax.tree.map(lambda *xs: jnp.stack(xs), *nums) if grid else nums[0]
     mesh = seed_mesh()
     batch = padded_seed_count(min(run.seed_batch or run.n_seeds, run.n_seeds), mesh.size)
     n_pad = padded_seed_count(run.n_seeds, batch)
-    keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
-    first_one = jax.jit(jax.vmap(gen.first))
-    chunk_one = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
+    keys = jnp.stack([seed_keys(root_key(e), np.arange(n_pad)) for e in exps]) if grid else \
+        seed_keys(root_key(exp), np.arange(n_pad))
+    axis = 1 if grid else 0
+    sharding = NamedSharding(mesh, PartitionSpec(*([None] * axis), "seeds"))
+    keys = jax.device_put(keys, sharding)
+    carry_like = jax.eval_shape(prog.first, nums, keys)
+    length = chunk_length(run)
+    options = compile_options(exp)
 
-    def batched(fn, *args):
-        """Apply ``fn`` to seed batches of ``batch`` seeds (leading axis) one after another."""
+    def slices(tree):
         if n_pad == batch:
-            return fn(*args)
-        outs = [fn(*[jax.tree.map(lambda a: a[i : i + batch], x) for x in args]) for i in range(0, n_pad, batch)]
-        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+            return [tree]
+        return [jax.tree.map(lambda a: jax.lax.slice_in_dim(a, i, i + batch, axis=axis), tree)
+                for i in range(0, n_pad, batch)]
 
-    def first(keys):
-        return batched(first_one, keys)
+    def args_of(carry, gens, start):
+        gens = jnp.asarray(gens, jnp.int32)
+        start = jnp.asarray(start, bool)
+        # one placement for every call (seed axis over the devices), so one executable serves all
+        return [(nums, jax.device_put(c, sharding), jax.device_put(k, sharding), gens, start)
+                for c, k in zip(slices(carry), slices(keys))]
 
-    def chunk(carry, keys, gens):
-        return batched(lambda c, k: chunk_one(c, k, gens), carry, keys)
+    def executable(args):
+        shapes = traced.key_of([options, jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)])
+        return prog.executables.get(shapes), shapes
 
-    return Program(first, chunk, first_one, keys, n_pad, mesh)
+    def blank():
+        return jax.device_put(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), carry_like), sharding)
+
+    def compile_now(carry, start, check_only: bool = False) -> bool:
+        """Compile the program for a call on ``carry`` now (True), or find it compiled (False);
+        ``check_only``: only say whether it would compile."""
+        args = args_of(carry, np.zeros(length, np.int32), start)[0]
+        exe, shapes = executable(args)
+        if exe is not None or check_only:
+            return exe is None
+        prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+        return True
+
+    def step(carry, gens, start):
+        outs = []
+        for args in args_of(carry, gens, start):
+            exe, shapes = executable(args)
+            if exe is None:
+                exe = prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+            outs.append(exe(*args))
+        if len(outs) == 1:
+            return outs[0]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=axis), *outs)
+
+    return Program(step, blank, carry_like, keys, n_pad, length, compile_now, mesh, len(exps) if grid else None)
 
 
 def to_host(tree):
@@ -77,28 +249,60 @@ def to_host(tree):
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def generations(done: int, n_generations: int, chunk_generations: int):
-    """The int arrays of generation indices each chunk runs, from ``done + 1`` on."""
-    step = chunk_generations or n_generations
+def generations(done: int, n_generations: int, length: int):
+    """The int arrays of generation indices each call runs, from ``done + 1`` on, each padded
+    with zeros (skipped generations) to ``length`` entries."""
     while done < n_generations:
-        n = min(step, n_generations - done)
-        yield jnp.arange(done + 1, done + n + 1, dtype=jnp.int32)
+        n = min(length, n_generations - done)
+        gens = np.zeros(length, np.int32)
+        gens[:n] = np.arange(done + 1, done + n + 1)
+        yield gens, n
         done += n
 
 
-def simulate_in_memory(exp) -> tuple[dict, dict]:
-    """(records with theory curves, meta) of a whole run, nothing written."""
+def run_all(prog: Program, n_generations: int) -> dict:
+    """Every generation of a fresh run, nothing written: records (…, G+1) on the host."""
+    carry, start, parts = prog.blank(), True, []
+    calls = list(generations(0, n_generations, prog.length)) or [(np.zeros(0, np.int32), 0)]
+    for gens, n in calls:
+        carry, rec0, recs = prog.step(carry, gens, start)
+        if start:
+            parts.append({k: v[..., None] for k, v in to_host(rec0).items()})
+            start = False
+        if n:
+            axis = 2 if prog.n_points is not None else 1
+            parts.append({k: np.take(v, np.arange(n), axis=axis) for k, v in to_host(recs).items()})
+    axis = 2 if prog.n_points is not None else 1
+    return {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
+
+
+def _finish(exp, records) -> tuple[dict, dict]:
     from collapse_sim.experiments.predictions import predict
     from collapse_sim.simulator.driver import resolved
 
-    prog = build(exp)
-    carry, rec0 = prog.first(prog.keys)
-    parts = [{k: v[:, None] for k, v in to_host(rec0).items()}]
-    for gens in generations(0, exp.run.n_generations, exp.run.chunk_generations):
-        carry, recs = prog.chunk(carry, prog.keys, gens)
-        parts.append(to_host(recs))
-    records = {k: np.concatenate([p[k] for p in parts], axis=1)[: exp.run.n_seeds] for k in parts[0]}
+    records = {k: v[: exp.run.n_seeds] for k, v in records.items()}
     theory = predict(exp.world, exp.regime, exp.run)
     for name, curve in theory.pop("curves", {}).items():
         records[f"theory/{name}"] = np.asarray(curve)
     return records, {"config": resolved(exp), "theory": theory, "precision": exp.run.precision}
+
+
+def simulate_in_memory(exp) -> tuple[dict, dict]:
+    """(records with theory curves, meta) of a whole run, nothing written."""
+    prog = build(exp)
+    return _finish(exp, run_all(prog, exp.run.n_generations))
+
+
+def simulate_grid(exps: list) -> list[tuple[dict, dict]]:
+    """:func:`simulate_in_memory` of every experiment, one compiled call per group of
+    experiments that share a skeleton (their grid vmapped beside the seeds)."""
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(exps):
+        groups.setdefault(skeleton(e), []).append(i)
+    out: list = [None] * len(exps)
+    for members in groups.values():
+        points = [exps[i] for i in members]
+        records = run_all(build(points[0], points), points[0].run.n_generations)
+        for j, i in enumerate(members):
+            out[i] = _finish(exps[i], {k: v[j] for k, v in records.items()})
+    return out

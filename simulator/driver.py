@@ -29,15 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.simulator import checkpoint, interrupts, results
+from collapse_sim.simulator import checkpoint, compute, interrupts, results
 from collapse_sim.simulator.compute import set_precision, to_host  # noqa: F401 (set_precision re-exported)
 from collapse_sim.simulator.lock import RunLock
-from collapse_sim.simulator.loop import make_generation, seed_keys
 from collapse_sim.simulator.progress import Progress, say
 from collapse_sim.simulator.provenance import CompileClock, enable_compile_cache, provenance, versions  # noqa: F401
-from collapse_sim.simulator.regimes import make_regime
-from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh, shard_seeds
-from collapse_sim.simulator.worlds import make_world
 
 # Settings that do not change any number of a run, left out of its hash.
 PRESENTATION_FIELDS = ("figure", "out_dir", "progress", "resume", "experiment", "compile_cache")
@@ -56,6 +52,9 @@ def run_key(config) -> str:
     if hasattr(config.regime, "numbers"):  # only the fields that can change the numbers
         c["regime"] = config.regime.numbers()
     c["run"] = {k: v for k, v in c["run"].items() if k not in PRESENTATION_FIELDS}
+    for field, default in (("common_random_numbers", True), ("compile_effort", "auto")):
+        if c["run"].get(field, default) == default:
+            c["run"].pop(field, None)  # the default: runs made before the field existed keep their hash
     return checkpoint.config_hash(c)
 
 
@@ -79,7 +78,10 @@ def _bad_state(carry_host, generation: int):
     return _first_bad({jax.tree_util.keystr(p): v[:, None] for p, v in leaves if v.ndim}, generation)
 
 
-def _stopped(what: str, seeds: list, out_dir, done: int) -> FloatingPointError:
+def _stopped(what: str, seeds: list, out_dir, done: int, saved: bool = True) -> FloatingPointError:
+    if not saved:  # the first chunk: generation 0 runs with it, so nothing is on disk yet
+        return FloatingPointError(f"{what} for seeds {seeds[:10]}; nothing of this run is saved in {out_dir}; "
+                                  "change the config (e.g. run.precision=float64) and run again")
     return FloatingPointError(
         f"{what} for seeds {seeds[:10]}; generations 0..{done} are saved in {out_dir}; change the config "
         f"(e.g. run.precision=float64) and run again, or run the same command to retry from generation {done}"
@@ -134,15 +136,15 @@ def run_saved(config, out_dir) -> Path:
     label = f"{config.world.name}/{config.regime.name}"
     interrupts.running(label, out_dir, key)
     writer = jax.process_index() == 0  # one writer when a run spans several hosts
-    _preflight(config, out_dir, writer)  # before make_world, which allocates the world's arrays
-    world = make_world(config.world)
-    regime = make_regime(config.regime, world, run.n_generations)
-    with RunLock(out_dir, say) if writer else contextlib.nullcontext() as lock:
+    _preflight(config, out_dir, writer)  # before the world is made, which allocates its arrays
+    # The clock counts everything compiled (or loaded from the persistent cache) from here on.
+    with CompileClock() as clock, (RunLock(out_dir, say) if writer else contextlib.nullcontext()) as lock:
         interrupts.holding(lock)
+        prog = compute.build(config)  # world and regime checks raise here; nothing is compiled yet
         for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:
             say(f"{out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
         try:
-            return _run(config, out_dir, world, regime, key, label, writer, cache)
+            return _run(config, out_dir, prog, key, label, writer, cache, clock)
         except KeyboardInterrupt:
             say(interrupts.saved_message(label, out_dir, key))
             raise
@@ -153,102 +155,83 @@ def run_saved(config, out_dir) -> Path:
             raise
 
 
-def _run(config, out_dir: Path, world, regime, key: str, label: str, writer: bool, cache) -> Path:
+def _run(config, out_dir: Path, prog, key: str, label: str, writer: bool, cache, clock) -> Path:
     from collapse_sim.experiments.predictions import predict
 
     run = config.run
     if run.resume and checkpoint.check_complete(out_dir, key, say):
         say(f"{label}: already complete in {out_dir} (checksums match; run.resume=false to redo it)")
         return out_dir
-    with CompileClock() as clock:
-        return _simulate(config, out_dir, make_generation(world, regime), key, label, writer, cache, clock, predict)
+    return _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict)
 
 
-def _simulate(config, out_dir, gen, key, label, writer, cache, clock, predict) -> Path:
+def _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict) -> Path:
     run = config.run
     G = run.n_generations
-    mesh = seed_mesh()
-    batch = padded_seed_count(min(run.seed_batch or run.n_seeds, run.n_seeds), mesh.size)
-    n_pad = padded_seed_count(run.n_seeds, batch)
-    keys = shard_seeds(seed_keys(jax.random.key(run.seed), np.arange(n_pad)), mesh)
-    first_one = jax.jit(jax.vmap(gen.first))
-    chunk_one = jax.jit(jax.vmap(gen.chunk, in_axes=(0, 0, None)), donate_argnums=0)
-    compiled = set()
-
-    def call(fn, name, what, *args, shared=()):
-        """``fn(*args, *shared)`` on seed batches of ``batch`` seeds (leading axis of ``args``) one
-        after another; compiled first (once per shape) as a stage of its own, so compile and
-        compute are timed apart."""
-        parts = [[jax.tree.map(lambda a: a[i : i + batch], x) for x in args] for i in range(0, n_pad, batch)]
-        parts = [[*p, *shared] for p in parts] if n_pad != batch else [[*args, *shared]]
-        shape = str((name, jax.tree.map(lambda a: a.shape, parts[0])))
-        if shape not in compiled:
-            progress.stage(f"compiling {name}")
-            fn.lower(*parts[0]).compile()
-            compiled.add(shape)
-        progress.stage(f"running {what}")
-        outs = [fn(*p) for p in parts]
-        return outs[0] if len(outs) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *outs)
+    mesh = prog.mesh
 
     def save(generation, carry_host, recs):
         if writer:
             with interrupts.critical():
                 checkpoint.save(out_dir, key, generation, carry_host, recs)
 
-    state = None
-    if run.resume:
-        carry_like, _ = jax.eval_shape(first_one, keys)
-        state = checkpoint.restore(out_dir, key, carry_like, say)
+    state = checkpoint.restore(out_dir, key, prog.carry_like, say) if run.resume else None
     done = state[0] if state is not None else 0
     progress = Progress(run.progress, G, done, run.n_seeds, label)
     t0, c0 = time.perf_counter(), clock.seconds
+    t_first, t_sim, compute_s = None, 0.0, 0.0
     try:
         if state is not None:
             done, carry, recs = state
-            carry = shard_seeds(jax.tree.map(jnp.asarray, carry), mesh)
-            parts = [recs]
+            carry = jax.device_put(jax.tree.map(jnp.asarray, carry), prog.keys.sharding)
+            parts, start = [recs], False
             if run.progress:
                 say(f"{label}: resuming from generation {done} ({out_dir})")
         else:
-            carry, rec0 = call(first_one, "generation 0", "generation 0", keys)
-            parts = [{k: v[:, None] for k, v in to_host(rec0).items()}]
-            bad = _first_bad(parts[0], 0)
-            if bad:
-                raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
-            carry_host = to_host(carry)
-            bad = _bad_state(carry_host, 0)
-            if bad:
-                raise FloatingPointError(f"the carried state {bad[0]} is not finite at generation 0 for seeds {bad[2][:10]}")
-            save(0, carry_host, parts[0])
-        t_first = time.perf_counter() - t0
-        compute = t_first - (clock.seconds - c0)
-
-        step = run.chunk_generations or G
-        t_sim = 0.0
-        while done < G:
-            n = min(step, G - done)
+            carry, parts, start = prog.blank(), [], True
+        if prog.compile(carry, start, check_only=True):
+            progress.stage(f"compiling generation 0 and chunks of {prog.length} generations (one program)"
+                           if start else f"compiling chunks of {prog.length} generations")
+            prog.compile(carry, start)
+        calls = list(compute.generations(done, G, prog.length))
+        if start and not calls:
+            calls = [(np.zeros(prog.length, np.int32), 0)]  # generation 0 only
+        for gens, n in calls:
             t, c = time.perf_counter(), clock.seconds
-            gens = jnp.arange(done + 1, done + n + 1, dtype=jnp.int32)
-            carry, recs = call(chunk_one, f"a chunk of {n} generations", f"generations {done + 1}..{done + n}", carry, keys, shared=(gens,))
-            recs = to_host(recs)  # (S, n) per record
+            what = f"generations {'0' if start else done + 1}..{done + n}"
+            progress.stage(f"running {what}")
+            carry, rec0, recs = prog.step(carry, gens, start)
+            recs = {k: v[:, :n] for k, v in to_host(recs).items()}  # (S, n) per record
+            if start:
+                parts.append({k: v[:, None] for k, v in to_host(rec0).items()})
+                bad = _first_bad(parts[0], 0)
+                if bad:
+                    raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
             bad = _first_bad(recs, done + 1)
             if bad:
                 name, g, seeds = bad
-                raise _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done)
+                raise _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done, not start)
             carry_host = to_host(carry)
             bad = _bad_state(carry_host, done + n)
             if bad:
                 path, g, seeds = bad
-                raise _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done)
-            parts.append(recs)
+                raise _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done,
+                               not start)
+            if n:
+                parts.append(recs)
             save(done + n, carry_host, _concat(parts))
-            done += n
             dt = time.perf_counter() - t - (clock.seconds - c)
-            t_sim += dt
-            compute += dt
+            if start:
+                t_first = time.perf_counter() - t0  # compile included, as before
+            t_sim += dt  # compute only: generation 0 runs with the first chunk
+            start = False
+            compute_s += dt
+            done += n
             progress.update(done, n, dt)
     finally:
         progress.close()
+    if t_first is None:
+        t_first = 0.0
 
     records = {k: v[: run.n_seeds] for k, v in _concat(parts).items()}
     theory = predict(config.world, config.regime, run)
@@ -260,7 +243,7 @@ def _simulate(config, out_dir, gen, key, label, writer, cache, clock, predict) -
         "theory": theory,
         "first_generation_seconds": t_first,
         "run_seconds": t_sim,
-        "compute_seconds": compute,
+        "compute_seconds": compute_s,
         "compile_seconds": clock.seconds,
         "compile": {"programs": clock.programs, "cache_hits": clock.cache_hits, "cache_misses": clock.cache_misses,
                     "cache_dir": cache},

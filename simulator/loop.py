@@ -39,10 +39,15 @@ class Carry(NamedTuple):
 class Generation(NamedTuple):
     """Per-seed pure functions: ``first(seed_key) -> (carry, record)`` fits
     generation 0; ``chunk(carry, seed_key, gens) -> (carry, records)`` runs the
-    generations listed in ``gens`` (an int array) with a ``lax.scan``."""
+    generations listed in ``gens`` (an int array) with a ``lax.scan``;
+    ``run(carry, seed_key, gens, start) -> (carry, record0, records)`` is both in one
+    program: with ``start`` it fits generation 0 first (``carry`` is then only a
+    placeholder of the right shape), and it skips the entries of ``gens`` below 1
+    (their records are zeros), so one compiled program runs every chunk of a run."""
 
     first: Callable
     chunk: Callable
+    run: Callable
 
 
 def make_generation(world: World, regime: Regime) -> Generation:
@@ -77,7 +82,22 @@ def make_generation(world: World, regime: Regime) -> Generation:
     def chunk(carry, seed_key, gens):
         return jax.lax.scan(lambda c, g: one(c, seed_key, g), carry, gens)
 
-    return Generation(first, chunk)
+    def run(carry, seed_key, gens, start):
+        like_rec0 = jax.eval_shape(first, seed_key)[1]
+        carry, rec0 = jax.lax.cond(start, lambda c: first(seed_key), lambda c: (c, _zeros(like_rec0)), carry)
+        like_rec = jax.eval_shape(one, carry, seed_key, jnp.int32(1))[1]
+
+        def body(c, g):
+            return jax.lax.cond(g >= 1, lambda c: one(c, seed_key, g), lambda c: (c, _zeros(like_rec)), c)
+
+        carry, recs = jax.lax.scan(body, carry, gens)
+        return carry, rec0, recs
+
+    return Generation(first, chunk, run)
+
+
+def _zeros(like):
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), like)
 
 
 def seed_keys(root: jax.Array, seeds) -> jax.Array:

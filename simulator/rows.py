@@ -44,9 +44,10 @@ def write(pool: dict, rows: dict, start) -> dict:
     return jax.tree.map(put, pool, rows)
 
 
-def random_subset_mask(key: jax.Array, n: int, m: int) -> jax.Array:
-    """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions."""
-    return jnp.zeros((n,), bool).at[jax.random.permutation(key, n)[:m]].set(True)
+def random_subset_mask(key: jax.Array, n: int, m) -> jax.Array:
+    """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions: the
+    first ``m`` of a random permutation (``m`` may be traced)."""
+    return jnp.zeros((n,), bool).at[jax.random.permutation(key, n)].set(jnp.arange(n) < m)
 
 
 # Normal (not subnormal, not infinite) float32 bit patterns, in the order of their values.

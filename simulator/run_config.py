@@ -10,6 +10,7 @@ import dataclasses
 from typing import Optional
 
 PRECISIONS = ("float32", "float64")
+COMPILE_EFFORTS = ("auto", "fast", "full")
 SEED_MAX = 2**32 - 1  # run.seed is a uint32
 
 
@@ -31,7 +32,15 @@ class RunConfig:
     experiment config that made the run (set by ``conf/experiment/*.yaml``; figure
     scripts select their runs by it; not part of the run's hash).  compile_cache: keep
     compiled programs in JAX's persistent cache (``$XDG_CACHE_HOME/collapse_sim/jax`` or
-    ``~/.cache/collapse_sim/jax``; ``COLLAPSE_SIM_NO_CACHE=1`` also turns it off)."""
+    ``~/.cache/collapse_sim/jax``; ``COLLAPSE_SIM_NO_CACHE=1`` also turns it off).
+    common_random_numbers: runs (and the points of a sweep) that differ only in traced
+    numbers (``simulator/traced.py``) draw the same random numbers seed for seed (True),
+    or draws that depend on those numbers too (False; ``simulator/compute.py``).
+    compile_effort: how hard XLA optimises the compiled program: ``full`` (XLA's default),
+    ``fast`` (LLVM's optimisations off: compiles about 3x faster, computes up to 3x slower;
+    numbers differ from ``full`` by float rounding), ``auto`` (``fast`` for the closed-form
+    worlds at up to 65,536 seed-generations a run or grid point, where compiling is nearly all the time;
+    ``full`` otherwise)."""
 
     n_generations: int = 10
     n_seeds: int = 256
@@ -47,6 +56,8 @@ class RunConfig:
     distributed: bool = False
     experiment: str = ""
     compile_cache: bool = True
+    common_random_numbers: bool = True
+    compile_effort: str = "auto"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -59,6 +70,8 @@ class RunConfig:
             raise ValueError(f"run.seed_batch={self.seed_batch} must be >= 0 (0 = all seeds at once)")
         if self.chunk_generations < 0:
             raise ValueError(f"run.chunk_generations={self.chunk_generations} must be >= 0 (0 = one chunk)")
+        if self.compile_effort not in COMPILE_EFFORTS:
+            raise ValueError(f"run.compile_effort={self.compile_effort!r} is not known; allowed: {', '.join(COMPILE_EFFORTS)}")
         if self.theory_designs < 2:
             raise ValueError(f"run.theory_designs={self.theory_designs} must be >= 2")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:

@@ -145,11 +145,13 @@ def test_non_finite_record_stops_with_generation_and_seeds(tmp_path, monkeypatch
 
         return world._replace(sample=sample)
 
-    monkeypatch.setattr(driver, "make_world", world_with_nan_samples)
+    monkeypatch.setattr(driver.compute, "make_world", world_with_nan_samples)
+    monkeypatch.setattr(driver.compute, "_PROGRAMS", type(driver.compute._PROGRAMS)())  # no program of another world
+    # the first chunk (generations 0..2) recorded them: nothing is saved yet
     with pytest.raises(FloatingPointError, match=r"record '[a-z_]+' is not finite at generation 2 for seeds \[0, 1, 2, 3\]; "
-                       r"generations 0..0 are saved"):
+                       r"nothing of this run is saved"):
         run_experiment(small(n_seeds=4, n_generations=4), tmp_path)
-    assert saved_generation(tmp_path) == 0
+    assert saved_generation(tmp_path) == -1
 
 
 def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, monkeypatch):
@@ -174,7 +176,8 @@ def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, 
 
         return world._replace(real=real, sample=sample)
 
-    monkeypatch.setattr(run_module, "make_world", world_with_a_bad_column)
+    monkeypatch.setattr(run_module.compute, "make_world", world_with_a_bad_column)
+    monkeypatch.setattr(run_module.compute, "_PROGRAMS", type(run_module.compute._PROGRAMS)())
     cfg = small(n_seeds=3)
     cfg = dataclasses.replace(cfg, regime=regime_config("accumulate"))
     with pytest.raises(FloatingPointError, match=r"'shadow'.* is not finite after generation 4 for seeds \[0, 1, 2\]; "

@@ -11,7 +11,7 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from collapse_sim.simulator import curation
+from collapse_sim.simulator import curation, traced
 from collapse_sim.simulator import rows as R
 from collapse_sim.simulator.curation import CurationConfig
 from collapse_sim.simulator.regimes.regime import (
@@ -45,6 +45,8 @@ class MixConfig(RegimeConfig):
     resample_real: bool = True
     curation: CurationConfig = dataclasses.field(default_factory=CurationConfig)
 
+    TRACED = ("real_fraction",)  # an argument of the compiled run (simulator/traced.py)
+
     def validate(self) -> None:
         check_choice("real_source", self.real_source, REAL_SOURCES)
         check_real("real_fraction", self.real_fraction, 0.0, 1.0)
@@ -58,7 +60,7 @@ class MixConfig(RegimeConfig):
 
 def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
     T = world.n_rows
-    m = int(round(cfg.real_fraction * T))
+    m = traced.count(cfg.real_fraction, T)  # a traced count: the mask below has T entries either way
     fresh = cfg.real_source == "fresh"
     redraw = fresh or cfg.resample_real
     src = curation.source(cfg.curation, world)

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from collapse_sim.simulator import linalg
+from collapse_sim.simulator import linalg, traced
 from collapse_sim.simulator.world import World, check_temperature
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
@@ -76,6 +76,9 @@ class GaussianConfig:
     power: float = 1.0
     tail_k: float = 2.0
     temperature: float = 1.0
+
+    # Arguments of the compiled run (simulator/traced.py): numbers that set no shape.
+    TRACED = ("sigma", "tail_k", "temperature")
 
     def __post_init__(self):
         validate(self)
@@ -133,12 +136,15 @@ def check_precision(cfg: GaussianConfig, dtype) -> None:
 
 def true_covariance_diag(cfg: GaussianConfig) -> np.ndarray:
     """Diagonal of Σ* = σ² diag(λ), λ normalised to mean 1."""
+    return cfg.sigma**2 * _unit_spectrum(cfg)
+
+
+def _unit_spectrum(cfg) -> np.ndarray:
+    """diag(λ) of Σ* at σ = 1 (``spectrum`` and ``power`` are static fields)."""
     if cfg.spectrum == "isotropic":
-        lam = np.ones(cfg.d)
-    else:
-        lam = np.arange(1, cfg.d + 1, dtype=float) ** (-cfg.power)
-        lam = lam * cfg.d / lam.sum()
-    return cfg.sigma**2 * lam
+        return np.ones(cfg.d)
+    lam = np.arange(1, cfg.d + 1, dtype=float) ** (-cfg.power)
+    return lam * cfg.d / lam.sum()
 
 
 def psd_sqrt(cov_DxD: jax.Array) -> jax.Array:
@@ -157,16 +163,19 @@ def w2sq(mu_D, cov_DxD, mu_star_D, cov_star_diag_D) -> jax.Array:
 
 
 def make_world(cfg: GaussianConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
     d = cfg.d
     dtype = jnp.result_type(float)
-    check_precision(cfg, dtype)
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     unbiased = cfg.estimator == "unbiased"
-    cov_star_D = jnp.asarray(true_covariance_diag(cfg), dtype)
+    cov_star_D = cfg.sigma**2 * jnp.asarray(_unit_spectrum(cfg), dtype)  # σ² diag(λ), as true_covariance_diag
     k = cfg.tail_k
-    tau = float(cfg.temperature)
+    tau = cfg.temperature
     tiny = jnp.finfo(dtype).tiny
 
     def draw(key, mu_D, root_DxD, g):
@@ -181,7 +190,7 @@ def make_world(cfg: GaussianConfig) -> World:
 
     def sample(key, truth, params, g):
         root = psd_sqrt(params["cov"])
-        return draw(key, params["mu"], root if tau == 1.0 else tau * root, g)
+        return draw(key, params["mu"], tau * root, g)  # τ = 1: exactly root
 
     def point(rows):
         return rows["x"]

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.simulator import linalg
+from collapse_sim.simulator import linalg, traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks
 
@@ -78,8 +78,15 @@ class RegressionConfig:
     shift_share: float = 0.0
     shift_norm: float = 1.0
 
+    # Arguments of the compiled run (simulator/traced.py); ridge > 0 and a shifted row
+    # choose code paths, so they are static facts (``structure``).
+    TRACED = ("sigma", "ridge", "shift_share", "shift_norm")
+
     def __post_init__(self):
         validate(self)
+
+    def structure(self) -> dict:
+        return {"ridge": self.ridge > 0, "shifted": round(self.shift_share * self.T) > 0}
 
 
 def _check_shift(cfg: RegressionConfig) -> None:
@@ -163,17 +170,20 @@ def spectrum(cfg: RegressionConfig) -> np.ndarray:
 
 
 def make_world(cfg: RegressionConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
+    dtype = jnp.result_type(float)
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        check_precision(cfg, dtype)
     d, T, sigma, ridge = cfg.d, cfg.T, cfg.sigma, cfg.ridge
     fixed = cfg.design == "fixed"
-    dtype = jnp.result_type(float)
-    check_precision(cfg, dtype)
+    use_ridge, shifted_rows = traced.structure(cfg)["ridge"], traced.structure(cfg)["shifted"]
     lam = jnp.asarray(spectrum(cfg), dtype)
     isotropic = cfg.spectrum == "isotropic"
     inv_root = 1.0 / jnp.sqrt(lam)  # Σ^{-1/2}; exactly 1 when isotropic
     max_cond = COND_TOL / jnp.finfo(dtype).eps
-    n_shift = int(round(cfg.shift_share * T))
-    shifted = (jnp.arange(T) < n_shift).astype(dtype)
+    shifted = (jnp.arange(T) < traced.count(cfg.shift_share, T)).astype(dtype)
     belief_u = jnp.ones((d,), dtype) / jnp.sqrt(d)
     slack = math.sqrt(2 / math.pi) * sigma
 
@@ -184,7 +194,7 @@ def make_world(cfg: RegressionConfig) -> World:
         return x @ w + sigma * jax.random.normal(key, (T,), dtype)
 
     def init(key):
-        if n_shift == 0:
+        if not shifted_rows:
             k_w, k_x = jax.random.split(key)
             return {"w_star": jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)}
         # a third key for the shift's direction: fold_in(key, i) is split(key)[i], so the
@@ -207,7 +217,7 @@ def make_world(cfg: RegressionConfig) -> World:
 
     def real(key, truth, g):
         rows = draw(key, truth, truth["w_star"])
-        if n_shift == 0:
+        if not shifted_rows:
             return rows
         return {**rows, "y": rows["y"] + shifted * (rows["x"] @ truth["delta"])}  # y = xᵀ(w* + δ) + ε
 
@@ -229,7 +239,7 @@ def make_world(cfg: RegressionConfig) -> World:
         n = jnp.sum(w)
         gram = x.T @ (w[:, None] * x)
         rhs = x.T @ (w * y)
-        if ridge > 0 and not isotropic:
+        if use_ridge and not isotropic:
             # penalty λ n ||w||² = λ n w̃ᵀ Σ^{-1} w̃; the diagonal scaling s keeps the matrix
             # decomposed well conditioned when Σ^{-1} spans many orders of magnitude
             a = gram + jnp.diag(ridge * n / lam)
@@ -240,7 +250,7 @@ def make_world(cfg: RegressionConfig) -> World:
             min_eig = linalg.eigvalsh(gram)[0]
         else:
             evals, evecs = linalg.eigh(gram)
-            if ridge > 0:
+            if use_ridge:
                 inv = 1.0 / (evals + ridge * n)
                 cond = (evals[-1] + ridge * n) / (evals[0] + ridge * n)
             else:

@@ -1,0 +1,88 @@
+"""Traced numbers: the config fields that enter a compiled run as arguments, not constants.
+
+A world or regime config names its traced fields in a class attribute ``TRACED`` (a
+tuple of field names): numbers that set no shape and choose no code path (a noise
+level, a ridge penalty, a share of real rows).  Everything else is static: it is read
+in Python while the program is traced, so a change of it is a new program.
+
+- :func:`numbers` gives a config's traced values (concrete, checked when the config was
+  made), :func:`skeleton` the config with them blanked: two runs whose skeletons agree
+  run one compiled program, with their numbers as its arguments (``simulator/compute.py``
+  caches programs by skeleton and vmaps a grid of numbers beside the seeds).
+- :func:`with_numbers` is the config rebuilt inside the trace with tracers in place of
+  the numbers; world and regime code then uses those fields in ``jnp`` arithmetic only.
+  A traced field whose value still picks a code path (``ridge > 0``: OLS or ridge) says
+  so in the config's ``structure()``, a dict of the static facts its numbers decide;
+  the structure is part of the skeleton and :func:`structure` reads it from either form.
+- :func:`count` is round(share·n) as an int (a number) or an int32 array (a tracer),
+  for shares that pick how many rows a mask selects.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import jax.numpy as jnp
+
+_TRACED_MARK = "_traced_structure"
+
+
+def traced_fields(cfg) -> tuple[str, ...]:
+    return tuple(getattr(type(cfg), "TRACED", ()))
+
+
+def numbers(cfg) -> dict:
+    """{field: value} of the traced fields of ``cfg`` (concrete Python numbers)."""
+    return {f: getattr(cfg, f) for f in traced_fields(cfg)}
+
+
+def is_traced(cfg) -> bool:
+    """True for a config made by :func:`with_numbers` (its traced fields hold tracers)."""
+    return _TRACED_MARK in vars(cfg)
+
+
+def structure(cfg) -> dict:
+    """The static facts that ``cfg``'s traced numbers decide (``cfg.structure()``), from a
+    concrete config or from one made by :func:`with_numbers`."""
+    if is_traced(cfg):
+        return vars(cfg)[_TRACED_MARK]
+    return cfg.structure() if hasattr(cfg, "structure") else {}
+
+
+def skeleton(cfg) -> dict:
+    """The config as a plain dict with its traced fields blanked, plus its structure."""
+    out = dataclasses.asdict(cfg)
+    for f in traced_fields(cfg):
+        out[f] = None
+    out["__structure__"] = structure(cfg)
+    return out
+
+
+def with_numbers(cfg, values: dict):
+    """A copy of ``cfg`` whose traced fields hold ``values`` (tracers inside a trace); no
+    validation runs (the concrete config was checked when it was made)."""
+    if not traced_fields(cfg):
+        return cfg
+    out = copy.copy(cfg)
+    vars(out).update({f: values[f] for f in traced_fields(cfg)})
+    vars(out)[_TRACED_MARK] = structure(cfg)
+    return out
+
+
+def count(share, n: int):
+    """round(share · n), half to even (Python's ``round`` and ``jnp.round`` agree): an int for
+    a number, an int32 array for a tracer."""
+    if isinstance(share, (int, float)):
+        return int(round(share * n))
+    return jnp.round(share * n).astype(jnp.int32)
+
+
+def as_arrays(values: dict, dtype) -> dict:
+    """Traced numbers as arrays of the run's float dtype (what the compiled program takes)."""
+    return {part: {f: jnp.asarray(v, dtype) for f, v in fields.items()} for part, fields in values.items()}
+
+
+def key_of(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
