@@ -50,7 +50,7 @@ def label(meta: dict) -> str:
         redrawn = ", redrawn" if r["real_source"] == "original" and r["resample_real"] else ""
         return f"mix ({r['real_fraction']:.0%} {r['real_source']} real{redrawn})"
     if name == "token_edit":
-        prior = "generation-0 prior" if r.get("prior") == "generation0" else "prior = model n−1"
+        prior = {"generation0": "generation-0 prior", "base": "pretrained base as prior"}.get(r.get("prior"), "prior = model n−1")
         sched = "" if r["schedule"] == "full" else f", {r['schedule']} rows"
         return f"token edit (p ≥ {w['edit_threshold']:g}, {prior}{sched})"
     return name

@@ -202,7 +202,8 @@ def plot(run_dirs, out_dir) -> list[Path]:
         if edits:
             rec, meta = edits[0]
             hist = 100 * rec["prior_prob_hist"][:, 1].mean(0)
-            prior = "generation-0 model" if meta["config"]["regime"].get("prior") == "generation0" else "model 0 (= model n−1 at n=1)"
+            prior = {"generation0": "generation-0 model", "base": "pretrained base model"}.get(
+                meta["config"]["regime"].get("prior"), "model 0 (= model n−1 at n=1)")
             ax_p.bar(centers - 0.2, hist, width=0.4, color="0.25", label=f"{prior} on the real training text")
         ax_p.set_ylim(0, 1.3 * max([TOEDIT_TABLE6.max()] + [b.get_height() for b in ax_p.patches]))
         ax_p.set_xticks(centers)

@@ -17,8 +17,21 @@ Drop the prefix columns (``out[:, max(P, 1):]``) to keep only model text.
 
 Token t is drawn from softmax(filter(logits_t / temperature)) with the key
 ``fold_in(key, t)``; ``temperature <= 0`` means greedy (argmax).  The prefix
-is fed in one pass (``prefill``), then a ``lax.scan`` over positions feeds
-one token at a time through the cache (``decode_step``).
+is fed in one pass (``prefill``), then ``lax.scan`` over positions feeds one
+token at a time through the cache (``decode_step``).
+
+Speed (the transformer world's sampling, measured on a 2-core CPU; numbers in
+README.md): the draw is ``jax.random.categorical``'s Gumbel-max, argmax(logits +
+gumbel(fold_in(key, t))), with its argmax written as a max and a min over the
+vocabulary (:func:`first_argmax`, the same index), because XLA's CPU backend
+runs the fused argmax reduction element by element and it took a third of the
+sampling time.  And the positions fed are split into ``CACHE_SEGMENTS`` scans
+whose caches hold only the positions that segment can attend to (a segment
+ending at position e carries e positions, padded with zeros at the next),
+since reading the whole context-long cache at every step made attention
+memory-bound.  Masked positions weigh exactly 0 in the softmax, so the
+segments change no probability beyond float rounding; the tokens equal those
+of a full recompute with ``jax.random.categorical`` (tests/lm/test_sample_speed.py).
 
 Axis letters: B batch, P prefix length, T positions, V vocabulary.
 """
@@ -30,9 +43,11 @@ from typing import Callable, Optional
 import jax
 import jax.numpy as jnp
 
-from collapse_sim.simulator.lm.transformer import TransformerConfig, decode_step, init_cache, prefill
+from collapse_sim.simulator.lm.transformer import KVCache, TransformerConfig, decode_step, init_cache, prefill
 
-__all__ = ["filter_logits", "sample_logits", "make_sampler"]
+__all__ = ["filter_logits", "first_argmax", "sample_logits", "make_sampler"]
+
+CACHE_SEGMENTS = 4  # scans over the positions fed, each with a cache as long as it needs
 
 
 def _ordered_u32(x):
@@ -89,14 +104,43 @@ def filter_logits(logits_xV, top_k: Optional[int] = None, top_p=None):
     return logits_xV
 
 
+def first_argmax(x_xV):
+    """``jnp.argmax(x, axis=-1)`` (the first index of the largest value, NaN
+    counted as largest; int32) as two plain reductions, a max and a min, which
+    XLA's CPU backend vectorises; its fused argmax reduction it does not.  (A
+    row holding both +inf and NaN gives the first of them, argmax the first NaN.)"""
+    x_xV = jnp.where(jnp.isnan(x_xV), jnp.inf, x_xV)
+    V = x_xV.shape[-1]
+    top_x1 = jnp.max(x_xV, axis=-1, keepdims=True)
+    return jnp.min(jnp.where(x_xV == top_x1, jnp.arange(V, dtype=jnp.int32), V), axis=-1)
+
+
 def sample_logits(key, logits_BxV, temperature, top_k: Optional[int] = None, top_p=None):
-    """One token per row from filter(logits / temperature); greedy if T <= 0."""
+    """One token per row from filter(logits / temperature); greedy if T <= 0.
+
+    The draw is ``jax.random.categorical(key, filtered)``'s own Gumbel-max,
+    argmax(filtered + gumbel(key)), with the same noise and the same token."""
     temperature = jnp.asarray(temperature, jnp.float32)
     logits_BxV = logits_BxV.astype(jnp.float32)
     scaled_BxV = filter_logits(logits_BxV / jnp.maximum(temperature, 1e-6), top_k, top_p)
-    drawn_B = jax.random.categorical(key, scaled_BxV, axis=-1)
-    greedy_B = jnp.argmax(logits_BxV, axis=-1)
+    drawn_B = first_argmax(jax.random.gumbel(key, scaled_BxV.shape, jnp.float32) + scaled_BxV)
+    greedy_B = first_argmax(logits_BxV)
     return jnp.where(temperature > 0, drawn_B, greedy_B).astype(jnp.int32)
+
+
+def segments(first: int, stop: int, n: int = CACHE_SEGMENTS) -> list[tuple[int, int]]:
+    """Split the positions fed, first..stop-1, into at most ``n`` runs [s, e) of
+    near-equal length (a run of positions < e needs a cache of e positions)."""
+    cuts = sorted({first + (stop - first) * j // n for j in range(n + 1)})
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _with_length(cache: KVCache, n: int) -> KVCache:
+    """The cache cut or zero-padded to ``n`` positions (axis 2 of its (B, H, C, K) buffers)."""
+    def fit(x):
+        return x[:, :, :n] if x.shape[2] >= n else jnp.pad(x, ((0, 0), (0, 0), (0, n - x.shape[2]), (0, 0)))
+
+    return KVCache(tuple(map(fit, cache.k)), tuple(map(fit, cache.v)))
 
 
 def make_sampler(
@@ -107,6 +151,7 @@ def make_sampler(
     *,
     prompt_len: int = 0,
     bos: int = 10,
+    cache_segments: int = CACHE_SEGMENTS,
 ) -> Callable:
     """Return ``sample(key, params, prompts, temperature) -> (B, length) int32``.
 
@@ -121,6 +166,10 @@ def make_sampler(
     is read (only B when prompt_len = 0).  Vmappable over seeds, e.g.
     ``jax.vmap(sample, in_axes=(0, 0, None, None))(keys_S, params_S, prompts,
     t)`` or with per-seed prompts ``in_axes=(0, 0, 0, None)``.
+
+    ``cache_segments`` (static): the scans the positions fed are split into
+    (module docstring); 1 carries the whole context-long cache throughout.  It
+    changes the speed and the compile time, not the tokens.
 
     The jitted core is exposed as ``sample.jitted`` (for ``.lower`` or
     ``._cache_size()``).
@@ -137,6 +186,8 @@ def make_sampler(
         raise ValueError(f"top_p must be None or in (0, 1], got {top_p!r}")
     if not 0 <= bos < model_cfg.vocab_size:
         raise ValueError(f"bos must be a token id < vocab_size, got {bos!r}")
+    if not (isinstance(cache_segments, int) and cache_segments >= 1):
+        raise ValueError(f"cache_segments must be a whole number >= 1, got {cache_segments!r}")
 
     def draw(key, t, logits_BxV, temperature):
         return sample_logits(jax.random.fold_in(key, t), logits_BxV, temperature, top_k, top_p)
@@ -150,7 +201,9 @@ def make_sampler(
             prefix_BxP = prompts[:, :prompt_len].astype(jnp.int32)
         else:
             prefix_BxP = jnp.full((B, 1), bos, jnp.int32)
-        logits_BxPxV, cache = prefill(model_cfg, params, prefix_BxP, init_cache(model_cfg, B))
+        runs = segments(n_prefix, length - 1, cache_segments)
+        cache = _with_length(init_cache(model_cfg, B), runs[0][1] if runs else n_prefix)
+        logits_BxPxV, cache = prefill(model_cfg, params, prefix_BxP, cache)
 
         def step(carry, t):
             cache, logits_BxV = carry
@@ -160,11 +213,13 @@ def make_sampler(
 
         # Tokens n_prefix..length-2 are sampled and fed; the last is only sampled
         # (feeding it would need position length-1, which may equal context).
-        (_, logits_BxV), tokens_TxB = jax.lax.scan(
-            step, (cache, logits_BxPxV[:, -1]), jnp.arange(n_prefix, length - 1)
-        )
+        logits_BxV, tokens = logits_BxPxV[:, -1], [prefix_BxP]
+        for start, stop in runs:
+            carry = (_with_length(cache, stop), logits_BxV)
+            (cache, logits_BxV), tokens_TxB = jax.lax.scan(step, carry, jnp.arange(start, stop))
+            tokens.append(tokens_TxB.T)
         last_B = draw(key, length - 1, logits_BxV, temperature)
-        return jnp.concatenate([prefix_BxP, tokens_TxB.T, last_B[:, None]], axis=1)
+        return jnp.concatenate(tokens + [last_B[:, None]], axis=1)
 
     def sample(key, params, prompts, temperature):
         return core(key, params, prompts, jnp.asarray(temperature, jnp.float32))

@@ -24,7 +24,7 @@ from collapse_sim.simulator.world import World
 
 EDIT_SOURCES = ("previous", "original")
 SCHEDULES = ("bernoulli", "disjoint", "fixed", "full")
-PRIORS = ("previous", "generation0")
+PRIORS = ("previous", "generation0", "base")
 
 
 @dataclasses.dataclass
@@ -36,8 +36,11 @@ class TokenEditConfig(RegimeConfig):
     shrinking by a factor eta, as ToEdit Thm 2 assumes: k_i = floor(k eta^(i-1)),
     empty once every row was used), ``fixed`` (the same k rows every round) or
     ``full`` (every row: the same numbers as ``replace``).
-    prior: the model that rewrites, model n-1 (``previous``, ToEdit's theory) or
-    the generation-0 model (``generation0``, ToEdit's fixed prior).
+    prior: the model that rewrites, model n-1 (``previous``, ToEdit's theory), the
+    generation-0 model (``generation0``, ToEdit's fixed prior) or the world's
+    pretrained base model (``base``, ``truth["base"]``: ToEdit's own setting, a
+    pretrained model scoring the text; only a world that has one, e.g.
+    world=transformer with world.init=pretrained).
     q: ``bernoulli`` only.  k: ``disjoint`` and ``fixed`` only.  eta: ``disjoint`` only."""
 
     NAME = "token_edit"
@@ -80,10 +83,23 @@ def disjoint_counts(k1: int, eta: float, n_rows: int, n_generations: int) -> np.
     return counts
 
 
+def has_base(world: World) -> bool:
+    """Whether the world's truth holds a base model (``truth["base"]``), read from
+    the shapes of ``world.init`` alone (nothing is computed)."""
+    truth = jax.eval_shape(world.init, jax.random.key(0))
+    return isinstance(truth, dict) and "base" in truth
+
+
 def make(cfg: TokenEditConfig, world: World, n_generations: int) -> Regime:
     T = world.n_rows
     if world.edit is None:
         raise ValueError(f"regime=token_edit needs a world that can edit its data; world {world.name!r} cannot")
+    if cfg.prior == "base" and not has_base(world):
+        allowed = ", ".join(p for p in PRIORS if p != "base")
+        raise ValueError(
+            f"regime.prior='base' needs a world with a pretrained base model (world=transformer with "
+            f"world.init=pretrained); world {world.name!r} has none: allowed here are regime.prior={allowed}"
+        )
     if cfg.schedule in ("disjoint", "fixed") and cfg.k > T:
         raise ValueError(f"regime.k={cfg.k} exceeds the {T} rows of a training set (k <= T)")
     counts = disjoint_counts(cfg.k, cfg.eta, T, n_generations)
@@ -92,6 +108,7 @@ def make(cfg: TokenEditConfig, world: World, n_generations: int) -> Regime:
     schedule, q, k = cfg.schedule, cfg.q, int(cfg.k)
     from_original = cfg.edit_source == "original"
     fixed_prior = cfg.prior == "generation0"
+    base_prior = cfg.prior == "base"
 
     def eligible(k_mask, rank, g):
         if schedule == "bernoulli":
@@ -111,7 +128,7 @@ def make(cfg: TokenEditConfig, world: World, n_generations: int) -> Regime:
         k_sample, _, k_mask = split_keys(key)
         data = state["real"] if from_original else state["current"]
         mask = eligible(k_mask, state["rank"], g)
-        prior = state["prior"] if fixed_prior else params
+        prior = truth["base"] if base_prior else state["prior"] if fixed_prior else params
         edited, stats = world.edit(k_sample, truth, prior, data, mask)
         stats = {"eligible_share": jnp.mean(mask), **stats}
         return edited, {**state, "current": edited}, stats
