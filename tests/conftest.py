@@ -3,6 +3,9 @@ import os
 # Tests run on the CPU in float64 unless a test says otherwise; a GPU is never needed.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as experiments/main.py: small matrices, shared cores
+# LLVM's optimisations off (as run.compile_effort=fast): compiling is most of a small test's time,
+# and the numbers the tests check change by float rounding at most (README, Sweeps).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 import jax  # noqa: E402
 
