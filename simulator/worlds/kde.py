@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from collapse_sim.simulator import traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks, sample_sizes
 from collapse_sim.simulator.worlds.gmm import true_mixture
@@ -66,6 +67,10 @@ class KDEConfig:
     separation: float = 3.0
     spread: float = 1.0
     n_test: int = 512
+
+    # An argument of the compiled run (simulator/traced.py).  The truth (true_K, separation,
+    # spread) and the fixed test set drawn from it are built in numpy at start: static.
+    TRACED = ("h",)
 
     def __post_init__(self):
         validate(self)
@@ -107,10 +112,13 @@ def _mixture_logpdf(x_TxD, w_J, mu_JxD, sd) -> np.ndarray:
 
 
 def make_world(cfg: KDEConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
     d, h = cfg.d, cfg.h
     dtype = jnp.result_type(float)
-    check_precision(cfg, dtype)
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     w_star, mu_star, sd = true_mixture(cfg)
@@ -121,7 +129,7 @@ def make_world(cfg: KDEConfig) -> World:
     x_test = mu_star[comp] + sd * rng.standard_normal((cfg.n_test, d))
     logp_test = jnp.asarray(_mixture_logpdf(x_test, w_star, mu_star, sd), dtype)
     x_test = jnp.asarray(x_test, dtype)
-    log_norm = -0.5 * d * math.log(2 * math.pi * h**2)
+    log_norm = -0.5 * d * jnp.log(2 * math.pi * h**2)
 
     def draw_true(key, g):
         k_c, k_z = jax.random.split(key)
@@ -146,7 +154,7 @@ def make_world(cfg: KDEConfig) -> World:
         # bounded memory whatever the pool size: test points in batches
         return jax.lax.map(one, x_test, batch_size=64) + log_norm
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         w_N, x_NxD = rows["weight"], rows["x"]
         n = jnp.sum(w_N)
         logw_N = jnp.log(w_N / n)
