@@ -90,9 +90,9 @@ class GMMConfig:
     tail_points: int = 1024
     record_params: bool = True
 
-    # Arguments of the compiled run (simulator/traced.py).  The truth (true_K, separation,
-    # spread, true_weights) is built in numpy at start, so it stays static.
-    TRACED = ("reg", "mode_weight", "mode_radius", "tail_k")
+    # Arguments of the compiled run (simulator/traced.py); the true means are separation
+    # times a fixed layout.  true_K and true_weights (which mode is the minority) are static.
+    TRACED = ("separation", "spread", "reg", "mode_weight", "mode_radius", "tail_k")
 
     def __post_init__(self):
         validate(self)
@@ -161,6 +161,19 @@ def true_mixture(cfg: GMMConfig):
         angle = 2 * np.pi * np.arange(J) / J
         mu[:, 0], mu[:, 1] = r * np.cos(angle), r * np.sin(angle)
     return w, mu, cfg.spread
+
+
+def true_means_array(cfg: GMMConfig, dtype) -> jax.Array:
+    """The true means of :func:`true_mixture` as separation × the layout at separation 1, in
+    ``jnp`` (``separation`` may be traced); equal to them up to rounding."""
+    J, d = cfg.true_K, cfg.d
+    unit = np.zeros((J, d))
+    if J > 1 and d == 1:
+        unit[:, 0] = np.linspace(-1.0, 1.0, J)
+    elif J > 1:
+        angle = 2 * np.pi * np.arange(J) / J
+        unit[:, 0], unit[:, 1] = np.cos(angle), np.sin(angle)
+    return cfg.separation * jnp.asarray(unit, dtype)
 
 
 # ----------------------------------------------------------------------------- mixture algebra
@@ -305,11 +318,13 @@ def make_world(cfg: GMMConfig) -> World:
         check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
-    w_star, mu_star, spread = true_mixture(cfg)
+    J = cfg.true_K
+    w_star = np.full(J, 1.0 / J) if cfg.true_weights is None else np.asarray(cfg.true_weights, float)
+    spread = cfg.spread  # true_mixture's weights and sd, without its numpy means
     eye = jnp.eye(d, dtype=dtype)
     truth_mix = (
         jnp.asarray(w_star, dtype),
-        jnp.asarray(mu_star, dtype),
+        true_means_array(cfg, dtype),
         jnp.broadcast_to(spread**2 * eye, (cfg.true_K, d, d)),
     )
     z_TxD = jnp.asarray(np.random.default_rng(0).standard_normal((cfg.tail_points, d)), dtype)
