@@ -114,7 +114,8 @@ GAUSS = dict(d=2, M=12)
 SWEEPS = {
     "categorical": ("categorical", "replace", dict(V=4, M=20),
                     {"temperature": [0.5, 2.0], "smoothing": [0.0, 0.5]}),
-    "kde": ("kde", "replace", dict(M=12, n_test=16), {"h": [0.3, 0.8]}),
+    "kde": ("kde", "replace", dict(M=12, n_test=16, true_K=2),
+            {"h": [0.3, 0.8], "separation": [2.0, 3.0], "spread": [0.5, 1.0]}),
     "gmm": ("gmm", "replace", dict(M=12, K=2, true_K=2, em_iters=2, kmeans_iters=1, tail_points=8,
                                    record_params=False),
             {"separation": [2.0, 3.0], "spread": [0.7, 1.0], "reg": [1e-3], "mode_radius": [0.5],
