@@ -31,7 +31,10 @@ r = −‖p − target‖²; ``direction`` and ``target`` are one number (the sa
 coordinate) or a list of D numbers.
 
 Shapes are static: every rule proposes a fixed number of training sets at once (K,
-``rounds`` or ⌈1/α⌉) and keeps rows by index and weight.  Records (regime statistics,
+``rounds`` or ⌈1/α⌉) and keeps rows by index and weight.  The numbers a rule reads
+(β, α, direction, target, centre, half_width, bias, γ) are traced (``simulator/traced.py``):
+a sweep over them runs one compiled program; α's ⌈1/α⌉ proposal sets and the length of a
+list direction or target are static (``CurationConfig.structure``).  Records (regime statistics,
 zero at generation 0 as every regime's): ``accept_rate`` (kept / proposed rows;
 verifier: accepted / proposed over every round), ``reward_mean`` (mean reward of the
 kept synthetic rows) and ``reward_proposed`` (of every proposal) for the reward rules,
@@ -55,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_sim.simulator import traced
 from collapse_sim.simulator.world import World
 
 RULES = ("none", "verifier", "best_of_k", "preference", "top_fraction")
@@ -69,6 +73,7 @@ RULE_FIELDS = {
     "top_fraction": ("keep_fraction", "reward"),
 }
 REWARD_FIELDS = {"linear": ("direction",), "quadratic": ("target",)}
+STATIC_FIELDS = ("K", "rounds", "reward")  # a rule's fields that set shapes or choose code
 SHORT_WARNING = 1.0  # warn when rounds × (acceptance of the real rows) is below this
 # Scorer worlds whose generation-0 model is cheap to fit and sample once at start (counting), so a
 # verifier band is checked against the perplexities of the blocks that model proposes; a
@@ -158,6 +163,21 @@ class CurationConfig:
     def active(self) -> bool:
         return self.rule != "none"
 
+    @property
+    def TRACED(self) -> tuple:
+        """The numbers this rule reads (arguments of the compiled run, simulator/traced.py)."""
+        return tuple(f for f in self.fields() if f not in STATIC_FIELDS)
+
+    def structure(self) -> dict:
+        """What the traced numbers decide: top_fraction's ⌈1/α⌉ proposal sets, and whether a
+        direction / target is one number (0) or a list of that many."""
+        out = {"proposal_sets": proposal_sets(self.keep_fraction)} if self.rule == "top_fraction" else {}
+        for f in ("direction", "target"):
+            if f in self.TRACED:
+                value = getattr(self, f)
+                out[f"{f}_entries"] = len(value) if isinstance(value, list) else 0
+        return out
+
     def fields(self) -> tuple:
         """The fields this rule reads."""
         own = RULE_FIELDS[self.rule]
@@ -165,6 +185,11 @@ class CurationConfig:
 
     def numbers(self) -> dict:
         return {"rule": self.rule, **{f: getattr(self, f) for f in self.fields()}}
+
+
+def proposal_sets(keep_fraction: float) -> int:
+    """⌈1/α⌉ proposal sets of top_fraction (at least 1)."""
+    return max(1, math.ceil(1.0 / keep_fraction - 1e-12))
 
 
 def as_config(value) -> CurationConfig:
@@ -201,10 +226,8 @@ def train_stats(src: Source, train: dict, stats: dict) -> dict:
 
 
 def _vec(value, D: int, dtype) -> jax.Array:
-    v = np.asarray(value, dtype=np.float64).reshape(-1)
-    if v.size == 1:
-        v = np.full(D, v[0])
-    return jnp.asarray(v, dtype)
+    """One number or a list of D (a number, list or traced array) as a (D,) array."""
+    return jnp.broadcast_to(jnp.reshape(jnp.asarray(value, dtype), (-1,)), (D,))
 
 
 def _needs(rule: str, what: str, world: World, has: str) -> ValueError:
@@ -347,8 +370,8 @@ def _pick_draw(cfg: CurationConfig, world: World, coords, reward):
 def _top_draw(cfg: CurationConfig, world: World, coords, reward):
     """top_fraction: of round(n/α) proposals (the first present rows of ⌈1/α⌉ sets), the n
     of highest reward."""
-    alpha = float(cfg.keep_fraction)
-    R = max(1, math.ceil(1.0 / alpha - 1e-12))
+    alpha = cfg.keep_fraction  # traced; the proposal sets it needs are static
+    R = traced.structure(cfg)["proposal_sets"]
 
     def draw(key, extra, truth, params, g):
         flat, template_w, n_keep, N, present = _proposal_pool(world, key, truth, params, g, R)
@@ -373,14 +396,16 @@ def _verifier(cfg: CurationConfig, world: World, coords, own: bool, uses_scorer:
     if own:
         def accept(extra, truth, rows):
             return world.verify(truth, rows, cfg)
-        what = f"regime.curation.bias={cfg.bias}, gamma={cfg.gamma}"
     else:
-        centre, h = float(cfg.centre), float(cfg.half_width)
-
         def accept(extra, truth, rows):
             p = coords(extra, rows)
-            return jnp.sqrt(jnp.sum((p - centre) ** 2, axis=-1)) <= h
-        what = f"the window |point - {centre:g}| <= {h:g} (regime.curation.centre, half_width)"
+            return jnp.sqrt(jnp.sum((p - cfg.centre) ** 2, axis=-1)) <= cfg.half_width
+    if traced.is_traced(cfg):
+        return accept  # the checks below ran on the concrete config, before the run was traced
+    if own:
+        what = f"regime.curation.bias={cfg.bias}, gamma={cfg.gamma}"
+    else:
+        what = f"the window |point - {cfg.centre:g}| <= {cfg.half_width:g} (regime.curation.centre, half_width)"
     extra, seen = (), ""
     if uses_scorer:
         # Text worlds: the point is a perplexity, >= 1, and the scorer exists only once fitted.

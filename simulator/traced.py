@@ -16,6 +16,11 @@ in Python while the program is traced, so a change of it is a new program.
   the structure is part of the skeleton and :func:`structure` reads it from either form.
 - :func:`count` is round(share·n) as an int (a number) or an int32 array (a tracer),
   for shares that pick how many rows a mask selects.
+
+A field that holds a config with its own ``TRACED`` (a regime's ``curation``) is traced
+with it: its numbers are named ``field.name`` (``curation.half_width``), its skeleton
+and structure sit inside the outer one, and :func:`with_numbers` rebuilds it too.  A
+config whose traced fields depend on its values may give ``TRACED`` as a property.
 """
 
 from __future__ import annotations
@@ -29,13 +34,31 @@ import jax.numpy as jnp
 _TRACED_MARK = "_traced_structure"
 
 
+def _own(cfg) -> tuple[str, ...]:
+    return tuple(getattr(cfg, "TRACED", ()))
+
+
+def _nested(cfg) -> list[str]:
+    """The fields of ``cfg`` that hold a config with traced fields of its own."""
+    if not dataclasses.is_dataclass(cfg):
+        return []
+    return [f.name for f in dataclasses.fields(cfg) if traced_fields(getattr(cfg, f.name, None))]
+
+
 def traced_fields(cfg) -> tuple[str, ...]:
-    return tuple(getattr(type(cfg), "TRACED", ()))
+    """``cfg``'s traced fields, those of a nested config as ``field.name``."""
+    if cfg is None or isinstance(cfg, (str, int, float, list, dict, tuple)):
+        return ()
+    inner = tuple(f"{n}.{f}" for n in _nested(cfg) for f in traced_fields(getattr(cfg, n)))
+    return _own(cfg) + inner
 
 
 def numbers(cfg) -> dict:
     """{field: value} of the traced fields of ``cfg`` (concrete Python numbers)."""
-    return {f: getattr(cfg, f) for f in traced_fields(cfg)}
+    out = {f: getattr(cfg, f) for f in _own(cfg)}
+    for n in _nested(cfg):
+        out.update({f"{n}.{f}": v for f, v in numbers(getattr(cfg, n)).items()})
+    return out
 
 
 def is_traced(cfg) -> bool:
@@ -54,8 +77,10 @@ def structure(cfg) -> dict:
 def skeleton(cfg) -> dict:
     """The config as a plain dict with its traced fields blanked, plus its structure."""
     out = dataclasses.asdict(cfg)
-    for f in traced_fields(cfg):
+    for f in _own(cfg):
         out[f] = None
+    for n in _nested(cfg):
+        out[n] = skeleton(getattr(cfg, n))
     out["__structure__"] = structure(cfg)
     return out
 
@@ -66,7 +91,10 @@ def with_numbers(cfg, values: dict):
     if not traced_fields(cfg):
         return cfg
     out = copy.copy(cfg)
-    vars(out).update({f: values[f] for f in traced_fields(cfg)})
+    vars(out).update({f: values[f] for f in _own(cfg)})
+    for n in _nested(cfg):
+        inner = {f[len(n) + 1:]: v for f, v in values.items() if f.startswith(n + ".")}
+        vars(out)[n] = with_numbers(getattr(cfg, n), inner)
     vars(out)[_TRACED_MARK] = structure(cfg)
     return out
 

@@ -15,8 +15,8 @@ Functions (``truth`` is the per-seed ground truth pytree returned by ``init``):
   design, ...).
 - ``real(key, truth, g) -> rows``: a real training set (generation 0 uses
   g = 0; regimes that draw fresh real data call it again with the generation).
-- ``fit(key, rows, base) -> params``: fit a model to a (weighted) training set;
-  ``base`` is None for generation 0 and the generation-0 model afterwards (a
+- ``fit(key, rows, params0) -> params``: fit a model to a (weighted) training set;
+  ``params0`` is None for generation 0 and the generation-0 model afterwards (a
   world may start from it, as fine-tuning does, or ignore it).
 - ``sample(key, truth, params, g) -> rows``: a synthetic training set drawn
   from a fitted model, with the same row layout as ``real``.

@@ -4,6 +4,7 @@ seed, and grid points share their random draws unless common random numbers are 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -105,3 +106,77 @@ def test_the_new_run_switches_at_their_defaults_keep_the_hash_of_earlier_runs():
     apart = cs.experiment("regression", "mix", common_random_numbers=False, **SMALL)
     assert run_key(apart) != run_key(exp)
     assert run_key(cs.experiment("regression", "mix", compile_effort="full", **SMALL)) != run_key(exp)
+
+
+TINY = dict(n_seeds=3, n_generations=2, chunk_generations=2)
+GAUSS = dict(d=2, M=12)
+# (world, regime, fixed fields, grid): each grid sweeps traced numbers only
+SWEEPS = {
+    "categorical": ("categorical", "replace", dict(V=4, M=20),
+                    {"temperature": [0.5, 2.0], "smoothing": [0.0, 0.5]}),
+    "kde": ("kde", "replace", dict(M=12, n_test=16, true_K=2),
+            {"h": [0.3, 0.8], "separation": [2.0, 3.0], "spread": [0.5, 1.0]}),
+    "gmm": ("gmm", "replace", dict(M=12, K=2, true_K=2, em_iters=2, kmeans_iters=1, tail_points=8,
+                                   record_params=False),
+            {"separation": [2.0, 3.0], "spread": [0.7, 1.0], "reg": [1e-3], "mode_radius": [0.5],
+             "mode_weight": [0.1], "tail_k": [1.0, 2.5]}),
+    "regression_power": ("regression", "replace", dict(d=3, T=10, spectrum="power_law", theory_designs=20),
+                         {"power": [0.5, 1.5]}),
+    "gaussian_power": ("gaussian", "replace", dict(GAUSS, spectrum="power_law"), {"power": [0.5, 1.5]}),
+    "weighted": ("gaussian", "weighted", GAUSS, {"weight": [0.2, 0.7]}),
+    "token_edit": ("regression", "token_edit", dict(d=3, T=10, theory_designs=20), {"q": [0.1, 0.5]}),
+    "window": ("gaussian", "mix", GAUSS, {"curation": [dict(rule="verifier", centre=c, half_width=h)
+                                                        for c, h in ((0.0, 1.0), (0.5, 2.0))]}),
+    "yi_verifier": ("regression", "replace", dict(d=3, T=10, theory_designs=20),
+                    {"curation": [dict(rule="verifier", bias=b, gamma=g) for b, g in ((0.0, 0.0), (0.3, 0.2))]}),
+    "preference": ("gaussian", "accumulate_subsample", GAUSS,
+                   {"curation": [dict(rule="preference", K=2, beta=b) for b in (0.5, 2.0)]}),
+    "top_fraction": ("categorical", "replace", dict(V=4, M=20),
+                     {"curation": [dict(rule="top_fraction", keep_fraction=a, reward="quadratic", target=t)
+                                   for a, t in ((0.4, 1.0), (0.45, 2.0))]}),
+    "best_of_k": ("gaussian", "accumulate", GAUSS,
+                  {"curation": [dict(rule="best_of_k", K=2, direction=v) for v in ([1.0, -1.0], [0.5, 2.0])]}),
+}
+
+
+GRID_TOO = ("categorical", "weighted", "window", "best_of_k")  # nested and list numbers stacked on a grid axis
+
+
+@pytest.mark.parametrize("case", list(SWEEPS))
+def test_a_sweep_over_each_worlds_and_regimes_traced_numbers_compiles_once(case):
+    world, regime, fixed, grid = SWEEPS[case]
+    compute._PROGRAMS.clear()
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in itertools.product(*grid.values())]
+    alone = [cs.simulate(world, regime, **TINY, **fixed, **point) for point in points]
+    assert executables() == 1, case  # every point runs the one program
+    # the numbers reach the program: the first and last point record different values
+    assert any(not np.array_equal(alone[0][n], alone[-1][n], equal_nan=True) for n in alone[0].keys()), case
+    if case in GRID_TOO:
+        together = cs.simulate(world, regime, grid=grid, **TINY, **fixed)
+        assert executables() == 2
+        for r, a in zip(together, alone):
+            for name in a.keys():
+                np.testing.assert_array_equal(r[name], a[name], err_msg=f"{case}: {name}")
+
+
+def test_what_a_traced_curation_number_decides_stays_static():
+    def skel(**curation):
+        return compute.skeleton(cs.experiment("gaussian", "replace", curation=curation))
+
+    # top_fraction proposes ⌈1/α⌉ sets: α = 0.4 and 0.45 share a program, 0.5 does not
+    top = dict(rule="top_fraction")
+    assert skel(**top, keep_fraction=0.4) == skel(**top, keep_fraction=0.45) != skel(**top, keep_fraction=0.5)
+    # a list direction is a (D,) argument, one number a scalar
+    best = dict(rule="best_of_k")
+    assert skel(**best, direction=1.0) == skel(**best, direction=-2.0) != skel(**best, direction=[1.0, 2.0])
+    # K and rounds set shapes
+    assert skel(**best, K=2) != skel(**best, K=3)
+    # a rule reads only its own numbers, and no curation traces none
+    assert traced.numbers(cs.experiment("gaussian", "replace").regime) == {}
+    assert set(traced.numbers(cs.experiment("gaussian", "replace", curation=dict(rule="preference")).regime)) == {
+        "curation.beta", "curation.direction"}
+    # weight golden is static; the temperature τ = 1 samples p̂ itself
+    assert traced.numbers(cs.experiment("gaussian", "weighted").regime) == {}
+    one, two = (cs.experiment("categorical", "replace", temperature=t) for t in (1.0, 2.0))
+    assert compute.skeleton(one) != compute.skeleton(two)

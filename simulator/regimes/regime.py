@@ -11,7 +11,7 @@ over its static config and the world:
 - ``initial_train(real) -> train``: generation 0's training set, the real data
   laid out as the regime's later training sets are (``accumulate`` puts it in
   its pool), so every generation's fit sees the same shapes;
-- ``fit(key, train, base) -> params``: optional; a regime that fits generation
+- ``fit(key, train, params0) -> params``: optional; a regime that fits generation
   ``g >= 1`` itself (``weighted`` averages a fit on real rows with a fit on
   synthetic rows, so its ``train`` holds both tables).  The loop calls it in
   place of ``world.fit`` when given; generation 0 is always ``world.fit`` of

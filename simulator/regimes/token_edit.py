@@ -52,6 +52,8 @@ class TokenEditConfig(RegimeConfig):
     eta: float = 0.5
     prior: str = "previous"
 
+    TRACED = ("q",)  # an argument of the compiled run (simulator/traced.py); k and eta set the schedule's counts
+
     def validate(self) -> None:
         check_choice("edit_source", self.edit_source, EDIT_SOURCES)
         check_choice("schedule", self.schedule, SCHEDULES)

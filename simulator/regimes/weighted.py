@@ -45,6 +45,12 @@ class WeightedConfig(RegimeConfig):
     weight: Any = GOLDEN
     real_to_synthetic: float = 1.0
 
+    @property
+    def TRACED(self) -> tuple:
+        """A number weight is an argument of the compiled run (simulator/traced.py); ``golden``
+        and real_to_synthetic (which sets the m synthetic rows, a shape) are static."""
+        return () if isinstance(self.weight, str) else ("weight",)
+
     def validate(self) -> None:
         if isinstance(self.weight, str):
             if self.weight != GOLDEN:
@@ -62,9 +68,9 @@ class WeightedConfig(RegimeConfig):
 
     def resolved_weight(self, n: int) -> float:
         """w as a number: ``golden`` is w*(n/m) for the m this k gives."""
-        if self.weight == GOLDEN:
+        if isinstance(self.weight, str):
             return golden_weight(n / self.synthetic_rows(n))
-        return float(self.weight)
+        return float(self.weight) if isinstance(self.weight, (int, float)) else self.weight  # or a tracer
 
 
 def make(cfg: WeightedConfig, world: World, n_generations: int) -> Regime:
@@ -101,11 +107,11 @@ def make(cfg: WeightedConfig, world: World, n_generations: int) -> Regime:
         }
         return train, state, stats
 
-    def fit(key, train, base):
+    def fit(key, train, params0):
         """w·fit(real) + (1−w)·fit(synthetic), by the world's ``average``."""
         k_real, k_syn = jax.random.split(key)
-        a = world.fit(k_real, train["real"], base)
-        b = world.fit(k_syn, train["synthetic"], base)
+        a = world.fit(k_real, train["real"], params0)
+        b = world.fit(k_syn, train["synthetic"], params0)
         return world.average(w, a, b)
 
     return Regime(cfg.name, init, step, fit=fit)

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
+from collapse_sim.simulator import traced
 from collapse_sim.simulator.world import World, check_temperature
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
@@ -69,9 +70,17 @@ class CategoricalConfig:
     record_probs: bool = False
     temperature: float = 1.0
 
+    # Arguments of the compiled run (simulator/traced.py); τ = 1 samples p̂ itself, a code
+    # path of its own (``structure``).  The truth (dist, zipf_s, probs) and the tail set
+    # (tail_quantile) are built in numpy at start, so they stay static.
+    TRACED = ("smoothing", "temperature")
+
     def __post_init__(self):
         validate(self)
         check_temperature(self.temperature)
+
+    def structure(self) -> dict:
+        return {"tempered": self.temperature != 1.0}
 
 
 def validate(cfg: CategoricalConfig) -> None:
@@ -120,10 +129,13 @@ def tail_set(cfg: CategoricalConfig) -> np.ndarray:
 
 
 def make_world(cfg: CategoricalConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
     V, alpha = cfg.V, cfg.smoothing
     dtype = jnp.result_type(float)
-    checks.representable("smoothing", alpha, dtype, power=1, factor=V, what="the smoothed total n + smoothing · V")
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        checks.representable("smoothing", alpha, dtype, power=1, factor=V, what="the smoothed total n + smoothing · V")
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     p_star = jnp.asarray(true_distribution(cfg), dtype)
@@ -144,7 +156,8 @@ def make_world(cfg: CategoricalConfig) -> World:
     def real(key, truth, g):
         return draw(key, truth["p"], g)
 
-    tau = float(cfg.temperature)
+    tau = cfg.temperature
+    tempered_draws = traced.structure(cfg)["tempered"]
 
     def tempered(p_V):
         """normalise(p^{1/τ}), in log space; outcomes of probability 0 stay at 0."""
@@ -153,12 +166,12 @@ def make_world(cfg: CategoricalConfig) -> World:
         return q_V / jnp.sum(q_V)
 
     def sample(key, truth, params, g):
-        return draw(key, params["p"] if tau == 1.0 else tempered(params["p"]), g)
+        return draw(key, tempered(params["p"]) if tempered_draws else params["p"], g)
 
     def point(rows):
         return rows["x"][:, None].astype(dtype)
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         counts_V = jnp.zeros((V,), dtype).at[rows["x"]].add(rows["weight"])
         return {"p": (counts_V + alpha) / (jnp.sum(rows["weight"]) + alpha * V)}
 

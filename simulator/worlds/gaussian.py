@@ -77,8 +77,11 @@ class GaussianConfig:
     tail_k: float = 2.0
     temperature: float = 1.0
 
-    # Arguments of the compiled run (simulator/traced.py): numbers that set no shape.
-    TRACED = ("sigma", "tail_k", "temperature")
+    @property
+    def TRACED(self) -> tuple:
+        """Arguments of the compiled run (simulator/traced.py): numbers that set no shape
+        (power only where the power-law spectrum reads it)."""
+        return ("sigma", "tail_k", "temperature") + (("power",) if self.spectrum == "power_law" else ())
 
     def __post_init__(self):
         validate(self)
@@ -140,11 +143,19 @@ def true_covariance_diag(cfg: GaussianConfig) -> np.ndarray:
 
 
 def _unit_spectrum(cfg) -> np.ndarray:
-    """diag(λ) of Σ* at σ = 1 (``spectrum`` and ``power`` are static fields)."""
+    """diag(λ) of Σ* at σ = 1, as numpy (:func:`_unit_spectrum_array` in ``jnp``)."""
     if cfg.spectrum == "isotropic":
         return np.ones(cfg.d)
     lam = np.arange(1, cfg.d + 1, dtype=float) ** (-cfg.power)
     return lam * cfg.d / lam.sum()
+
+
+def _unit_spectrum_array(cfg, dtype) -> jax.Array:
+    """:func:`_unit_spectrum` in ``jnp`` (``power`` may be traced), equal to it up to rounding."""
+    if cfg.spectrum == "isotropic":
+        return jnp.ones((cfg.d,), dtype)
+    lam = jnp.arange(1, cfg.d + 1, dtype=dtype) ** (-cfg.power)
+    return lam * cfg.d / jnp.sum(lam)
 
 
 def psd_sqrt(cov_DxD: jax.Array) -> jax.Array:
@@ -173,7 +184,7 @@ def make_world(cfg: GaussianConfig) -> World:
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
     unbiased = cfg.estimator == "unbiased"
-    cov_star_D = cfg.sigma**2 * jnp.asarray(_unit_spectrum(cfg), dtype)  # σ² diag(λ), as true_covariance_diag
+    cov_star_D = cfg.sigma**2 * _unit_spectrum_array(cfg, dtype)  # σ² diag(λ), as true_covariance_diag
     k = cfg.tail_k
     tau = cfg.temperature
     tiny = jnp.finfo(dtype).tiny
@@ -199,7 +210,7 @@ def make_world(cfg: GaussianConfig) -> World:
         """The model w·a + (1−w)·b: mean and covariance averaged (regime weighted)."""
         return {"mu": w * a["mu"] + (1 - w) * b["mu"], "cov": w * a["cov"] + (1 - w) * b["cov"]}
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         w_N, x_NxD = rows["weight"], rows["x"]
         n = jnp.sum(w_N)
         mu_D = (w_N @ x_NxD) / n

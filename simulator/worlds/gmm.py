@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from collapse_sim.simulator import linalg
+from collapse_sim.simulator import linalg, traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
@@ -89,6 +89,10 @@ class GMMConfig:
     tail_k: float = 2.0
     tail_points: int = 1024
     record_params: bool = True
+
+    # Arguments of the compiled run (simulator/traced.py); the true means are separation
+    # times a fixed layout.  true_K and true_weights (which mode is the minority) are static.
+    TRACED = ("separation", "spread", "reg", "mode_weight", "mode_radius", "tail_k")
 
     def __post_init__(self):
         validate(self)
@@ -159,6 +163,19 @@ def true_mixture(cfg: GMMConfig):
     return w, mu, cfg.spread
 
 
+def true_means_array(cfg: GMMConfig, dtype) -> jax.Array:
+    """The true means of :func:`true_mixture` as separation × the layout at separation 1, in
+    ``jnp`` (``separation`` may be traced); equal to them up to rounding."""
+    J, d = cfg.true_K, cfg.d
+    unit = np.zeros((J, d))
+    if J > 1 and d == 1:
+        unit[:, 0] = np.linspace(-1.0, 1.0, J)
+    elif J > 1:
+        angle = 2 * np.pi * np.arange(J) / J
+        unit[:, 0], unit[:, 1] = np.cos(angle), np.sin(angle)
+    return cfg.separation * jnp.asarray(unit, dtype)
+
+
 # ----------------------------------------------------------------------------- mixture algebra
 
 def log_normal(x_NxD, mu_KxD, cov_KxDxD) -> jax.Array:
@@ -216,7 +233,7 @@ def weighted_cov(x_NxD, w_N) -> jax.Array:
     return (xc * w_N[:, None]).T @ xc / n
 
 
-def m_step(x_NxD, w_N, r_NxK, badness_N, reg: float):
+def m_step(x_NxD, w_N, r_NxK, badness_N, reg):
     """Weighted M-step from responsibilities r (N, K) (rows already multiplied by their weight).
 
     Covariances get the floor reg·I.  A component with mass <= EMPTY_MASS·n is re-seeded at a
@@ -242,7 +259,7 @@ def m_step(x_NxD, w_N, r_NxK, badness_N, reg: float):
     return model, jnp.sum(empty_K, dtype=jnp.int32)
 
 
-def kmeans_init(key, x_NxD, w_N, K: int, n_iter: int, reg: float):
+def kmeans_init(key, x_NxD, w_N, K: int, n_iter: int, reg):
     """Initial model: k-means++ seeds, ``n_iter`` weighted Lloyd iterations, then the M-step of
     the hard assignment (as sklearn's ``init_params="kmeans"``).  Returns (model, re-seeds)."""
 
@@ -261,7 +278,7 @@ def kmeans_init(key, x_NxD, w_N, K: int, n_iter: int, reg: float):
     return m_step(x_NxD, w_N, r_NxK, d2_N, reg)
 
 
-def em(x_NxD, w_N, init: dict, n_iter: int, reg: float) -> dict:
+def em(x_NxD, w_N, init: dict, n_iter: int, reg) -> dict:
     """``n_iter`` EM iterations from ``init`` = {"weights", "means", "covs"}; returns the
     model plus ``em_empty`` (re-seeds), ``em_singular`` (floored components) and
     ``loglik`` (mean log-likelihood of the rows under the returned model)."""
@@ -292,17 +309,22 @@ def em(x_NxD, w_N, init: dict, n_iter: int, reg: float) -> dict:
 # ----------------------------------------------------------------------------- world
 
 def make_world(cfg: GMMConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
     d, K = cfg.d, cfg.K
     dtype = jnp.result_type(float)
-    check_precision(cfg, dtype)
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
-    w_star, mu_star, spread = true_mixture(cfg)
+    J = cfg.true_K
+    w_star = np.full(J, 1.0 / J) if cfg.true_weights is None else np.asarray(cfg.true_weights, float)
+    spread = cfg.spread  # true_mixture's weights and sd, without its numpy means
     eye = jnp.eye(d, dtype=dtype)
     truth_mix = (
         jnp.asarray(w_star, dtype),
-        jnp.asarray(mu_star, dtype),
+        true_means_array(cfg, dtype),
         jnp.broadcast_to(spread**2 * eye, (cfg.true_K, d, d)),
     )
     z_TxD = jnp.asarray(np.random.default_rng(0).standard_normal((cfg.tail_points, d)), dtype)
@@ -337,7 +359,7 @@ def make_world(cfg: GMMConfig) -> World:
         nearest_K = jnp.argmin(jnp.sum((mu_KxD[:, None] - true_mu_JxD[None]) ** 2, -1), axis=1)
         return jnp.sum(jnp.where(nearest_K == minority, w_K, 0.0))
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         x_NxD, w_N = rows["x"], rows["weight"]
         start, empty = kmeans_init(key, x_NxD, w_N, K, cfg.kmeans_iters, reg)
         out = em(x_NxD, w_N, start, cfg.em_iters, reg)

@@ -20,7 +20,7 @@ that loses nothing the world uses:
   Σ w) of all kept points;
 - ``log_density`` (n_test,): log p̂ on a fixed test set of n_test points drawn
   once from the truth (numpy seed 0; the same points for every seed and
-  generation).
+  generation; ``separation`` and ``spread`` move and scale the same draws).
 
 Metrics:
 
@@ -46,9 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from collapse_sim.simulator import traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks, sample_sizes
-from collapse_sim.simulator.worlds.gmm import true_mixture
+from collapse_sim.simulator.worlds.gmm import true_means_array, true_mixture
 
 
 @dataclasses.dataclass
@@ -66,6 +67,11 @@ class KDEConfig:
     separation: float = 3.0
     spread: float = 1.0
     n_test: int = 512
+
+    # Arguments of the compiled run (simulator/traced.py).  The test set's draws (component
+    # and standard-normal noise, numpy seed 0) are fixed; separation and spread only move
+    # and scale them, in jnp.
+    TRACED = ("h", "separation", "spread")
 
     def __post_init__(self):
         validate(self)
@@ -99,38 +105,44 @@ def true_moments(cfg: KDEConfig) -> tuple[np.ndarray, float]:
     return mean, cfg.d * sd**2 + float(w @ np.sum((mu - mean) ** 2, 1))
 
 
-def _mixture_logpdf(x_TxD, w_J, mu_JxD, sd) -> np.ndarray:
-    d2 = np.sum((x_TxD[:, None] - mu_JxD[None]) ** 2, -1)
-    logk = -0.5 * d2 / sd**2 - 0.5 * x_TxD.shape[1] * np.log(2 * np.pi * sd**2)
-    m = logk.max(1, keepdims=True)
-    return (m + np.log(np.exp(logk - m) @ w_J[:, None]))[:, 0]
+def _mixture_logpdf(x_TxD, w_J, mu_JxD, sd) -> jax.Array:
+    """log of the isotropic mixture Σ_j w_j N(x; μ_j, sd² I) at each row ((T,); ``mu`` and ``sd``
+    may be traced)."""
+    d2 = jnp.sum((x_TxD[:, None] - mu_JxD[None]) ** 2, -1)
+    logk = -0.5 * d2 / sd**2 - 0.5 * x_TxD.shape[1] * jnp.log(2 * jnp.pi * sd**2)
+    m = jnp.max(logk, 1, keepdims=True)
+    return (m + jnp.log(jnp.exp(logk - m) @ w_J[:, None]))[:, 0]
 
 
 def make_world(cfg: KDEConfig) -> World:
-    validate(cfg)
+    """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
     d, h = cfg.d, cfg.h
     dtype = jnp.result_type(float)
-    check_precision(cfg, dtype)
+    if not traced.is_traced(cfg):
+        validate(cfg)
+        check_precision(cfg, dtype)
     n_rows = sample_sizes.n_rows(cfg.M, cfg.M_schedule)
     weights = sample_sizes.make_weights(cfg.M, cfg.M_schedule, dtype)
-    w_star, mu_star, sd = true_mixture(cfg)
-    mean_star, _ = true_moments(cfg)
+    w_star, sd = np.full(cfg.true_K, 1.0 / cfg.true_K), cfg.spread  # true_mixture's weights and sd
+    mu_star = true_means_array(cfg, dtype)
+    w_J = jnp.asarray(w_star, dtype)
+    mean_star = w_J @ mu_star
 
     rng = np.random.default_rng(0)
     comp = rng.choice(len(w_star), size=cfg.n_test, p=w_star)
-    x_test = mu_star[comp] + sd * rng.standard_normal((cfg.n_test, d))
-    logp_test = jnp.asarray(_mixture_logpdf(x_test, w_star, mu_star, sd), dtype)
-    x_test = jnp.asarray(x_test, dtype)
-    log_norm = -0.5 * d * math.log(2 * math.pi * h**2)
+    x_test = mu_star[comp] + sd * jnp.asarray(rng.standard_normal((cfg.n_test, d)), dtype)
+    logp_test = _mixture_logpdf(x_test, w_J, mu_star, sd)
+    log_norm = -0.5 * d * jnp.log(2 * math.pi * h**2)
 
     def draw_true(key, g):
         k_c, k_z = jax.random.split(key)
-        c_N = jax.random.categorical(k_c, jnp.log(jnp.asarray(w_star, dtype)), shape=(n_rows,))
+        c_N = jax.random.categorical(k_c, jnp.log(w_J), shape=(n_rows,))
         z_NxD = jax.random.normal(k_z, (n_rows, d), dtype)
-        return {"x": jnp.asarray(mu_star, dtype)[c_N] + sd * z_NxD, "weight": weights(g)}
+        return {"x": mu_star[c_N] + sd * z_NxD, "weight": weights(g)}
 
     def init(key):
-        return {"mean": jnp.asarray(mean_star, dtype), "x_test": x_test, "logp_test": logp_test}
+        return {"mean": mean_star, "x_test": x_test, "logp_test": logp_test}
 
     def real(key, truth, g):
         return draw_true(key, g)
@@ -146,7 +158,7 @@ def make_world(cfg: KDEConfig) -> World:
         # bounded memory whatever the pool size: test points in batches
         return jax.lax.map(one, x_test, batch_size=64) + log_norm
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         w_N, x_NxD = rows["weight"], rows["x"]
         n = jnp.sum(w_N)
         logw_N = jnp.log(w_N / n)

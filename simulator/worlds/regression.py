@@ -78,9 +78,13 @@ class RegressionConfig:
     shift_share: float = 0.0
     shift_norm: float = 1.0
 
-    # Arguments of the compiled run (simulator/traced.py); ridge > 0 and a shifted row
-    # choose code paths, so they are static facts (``structure``).
-    TRACED = ("sigma", "ridge", "shift_share", "shift_norm")
+    @property
+    def TRACED(self) -> tuple:
+        """Arguments of the compiled run (simulator/traced.py); ridge > 0 and a shifted row
+        choose code paths, so they are static facts (``structure``); power is read only by
+        the power-law spectrum."""
+        power = ("power",) if self.spectrum == "power_law" else ()
+        return ("sigma", "ridge", "shift_share", "shift_norm") + power
 
     def __post_init__(self):
         validate(self)
@@ -169,6 +173,14 @@ def spectrum(cfg: RegressionConfig) -> np.ndarray:
     return lam * cfg.d / lam.sum()
 
 
+def spectrum_array(cfg: RegressionConfig, dtype) -> jax.Array:
+    """:func:`spectrum` in ``jnp`` (``power`` may be traced), equal to it up to rounding."""
+    if cfg.spectrum == "isotropic":
+        return jnp.ones((cfg.d,), dtype)
+    lam = jnp.arange(1, cfg.d + 1, dtype=dtype) ** (-cfg.power)
+    return lam * cfg.d / jnp.sum(lam)
+
+
 def make_world(cfg: RegressionConfig) -> World:
     """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
     (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
@@ -179,7 +191,7 @@ def make_world(cfg: RegressionConfig) -> World:
     d, T, sigma, ridge = cfg.d, cfg.T, cfg.sigma, cfg.ridge
     fixed = cfg.design == "fixed"
     use_ridge, shifted_rows = traced.structure(cfg)["ridge"], traced.structure(cfg)["shifted"]
-    lam = jnp.asarray(spectrum(cfg), dtype)
+    lam = spectrum_array(cfg, dtype)
     isotropic = cfg.spectrum == "isotropic"
     inv_root = 1.0 / jnp.sqrt(lam)  # Σ^{-1/2}; exactly 1 when isotropic
     max_cond = COND_TOL / jnp.finfo(dtype).eps
@@ -232,7 +244,7 @@ def make_world(cfg: RegressionConfig) -> World:
         share = jnp.mean(eligible.astype(dtype))
         return out, {"edited_share": share}
 
-    def fit(key, rows, base):
+    def fit(key, rows, params0):
         """Ridge (OLS at λ = 0) in the whitened basis x̃ = x Σ^{-1/2} (module docstring)."""
         w = rows["weight"]
         x, y = rows["x"] * inv_root, rows["y"]
