@@ -263,16 +263,15 @@ def generations(done: int, n_generations: int, length: int):
 def run_all(prog: Program, n_generations: int) -> dict:
     """Every generation of a fresh run, nothing written: records (…, G+1) on the host."""
     carry, start, parts = prog.blank(), True, []
+    axis = 2 if prog.n_points is not None else 1  # the generation axis, after (points,) seeds
     calls = list(generations(0, n_generations, prog.length)) or [(np.zeros(0, np.int32), 0)]
     for gens, n in calls:
         carry, rec0, recs = prog.step(carry, gens, start)
-        if start:
-            parts.append({k: v[..., None] for k, v in to_host(rec0).items()})
+        if start:  # a record of several values (a vector per seed) keeps them after the generation axis
+            parts.append({k: np.expand_dims(v, axis) for k, v in to_host(rec0).items()})
             start = False
         if n:
-            axis = 2 if prog.n_points is not None else 1
             parts.append({k: np.take(v, np.arange(n), axis=axis) for k, v in to_host(recs).items()})
-    axis = 2 if prog.n_points is not None else 1
     return {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
 
 

@@ -41,6 +41,19 @@ def test_simulate_equals_run_and_load_bit_for_bit(tmp_path):
     }
 
 
+@pytest.mark.parametrize("grid", [None, {"reg": [1e-6, 1e-3]}])
+def test_records_of_several_values_keep_them_after_the_generation_axis(tmp_path, grid):
+    """A record holding a vector per seed (the mixture's fitted means) has the shape
+    (seeds, generations, ...) in memory, in a grid and saved, and the same numbers."""
+    small = dict(K=2, M=40, n_seeds=3, n_generations=2, progress=False)
+    path = cs.run("gmm", "replace", out_dir=tmp_path, **small)
+    saved = cs.Records.load(path)
+    points = cs.simulate("gmm", "replace", grid=grid, **small) if grid else [cs.simulate("gmm", "replace", **small)]
+    for mem in points:
+        assert mem["means"].shape == saved["means"].shape == (3, 3, 2, 2)
+    np.testing.assert_array_equal(points[0]["means"], saved["means"])
+
+
 def test_simulate_equals_the_cli(tmp_path):
     args = ["regime=accumulate", "world.d=3", "world.T=10", "run.n_seeds=8", "run.n_generations=3",
             "run.theory_designs=20", f"run.out_dir={tmp_path}", "hydra.mode=RUN", "run.figure=false", "run.progress=false"]

@@ -1,6 +1,6 @@
 """Time to result: wall-clock seconds of the commands a user waits for, end to end.
 
-    python -m collapse_sim.experiments.time_to_result --out results/time_to_result.json
+    python -m collapse_sim.experiments.benchmarks.time_to_result --out results/time_to_result.json
 
 Runs, each as a fresh process with its own (initially empty) compilation cache folder:
 
