@@ -165,14 +165,18 @@ def grid_experiments(world, regime, grid: dict, fields: dict) -> list[Experiment
 
     if not isinstance(grid, dict) or not grid:
         raise ValueError(f"grid={grid!r} is not allowed; allowed: a dict {{field: [values, ...]}} with at least one field")
+    lists = {}
     for k, values in grid.items():
         if k in fields:
             raise ValueError(f"{k}= is given both as a field and in grid; give it once")
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or len(list(values)) == 0:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise ValueError(f"grid[{k!r}]={values!r} is not allowed; allowed: a non-empty list of values")
-    names = list(grid)
+        lists[k] = list(values)  # read once: a generator is consumed here
+        if not lists[k]:
+            raise ValueError(f"grid[{k!r}]={values!r} is not allowed; allowed: a non-empty list of values")
+    names = list(lists)
     return [experiment(world, regime, **fields, **dict(zip(names, point)))
-            for point in itertools.product(*(list(grid[k]) for k in names))]
+            for point in itertools.product(*(lists[k] for k in names))]
 
 
 def run(world="regression", regime="replace", *, out_dir, **fields) -> Path:

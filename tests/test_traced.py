@@ -15,6 +15,7 @@ import pytest
 
 import collapse_sim as cs
 from collapse_sim.simulator import compute, traced
+from collapse_sim.simulator.api import grid_experiments
 from collapse_sim.simulator.worlds.regression import RegressionConfig
 
 SMALL = dict(d=3, T=10, n_seeds=6, n_generations=3, chunk_generations=2, theory_designs=20)
@@ -73,6 +74,10 @@ def test_a_grid_needs_a_list_of_values():
         cs.simulate("regression", "mix", grid={"real_fraction": 0.3}, **SMALL)
     with pytest.raises(ValueError, match="real_fraction= is given both"):
         cs.simulate("regression", "mix", grid={"real_fraction": [0.3]}, real_fraction=0.2, **SMALL)
+    with pytest.raises(ValueError, match=r"grid\['sigma'\]=\[\] is not allowed"):
+        cs.simulate("regression", "mix", grid={"sigma": []}, **SMALL)
+    points = grid_experiments("regression", "mix", {"real_fraction": (f for f in (0.2, 0.4))}, {})
+    assert [e.regime.real_fraction for e in points] == [0.2, 0.4]  # a generator is read once, not consumed twice
 
 
 def test_a_command_line_sweep_over_a_traced_field_compiles_once(tmp_path):
