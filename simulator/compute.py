@@ -33,7 +33,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from collapse_sim.simulator import traced
-from collapse_sim.simulator.loop import make_generation, seed_keys
+from collapse_sim.simulator.loop import make_generation, seed_keys, zeros_like
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh
 from collapse_sim.simulator.worlds import make_world
@@ -214,7 +214,7 @@ def build(exp, points=None) -> Program:
         return prog.executables.get(shapes), shapes
 
     def blank():
-        return jax.device_put(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), carry_like), sharding)
+        return jax.device_put(zeros_like(carry_like), sharding)
 
     def compile_now(carry, start, check_only: bool = False) -> bool:
         """Compile the program for a call on ``carry`` now (True), or find it compiled (False);
@@ -275,7 +275,10 @@ def run_all(prog: Program, n_generations: int) -> dict:
     return {k: np.concatenate([p[k] for p in parts], axis=axis) for k in parts[0]}
 
 
-def _finish(exp, records) -> tuple[dict, dict]:
+def attach_theory(exp, records) -> tuple[dict, dict]:
+    """(records of the run's seeds with its theory curves as ``theory/<name>``, meta with the
+    resolved config, the theory's description and the precision): what ``simulate`` returns
+    and the driver saves."""
     from collapse_sim.experiments.predictions import predict
     from collapse_sim.simulator.driver import resolved
 
@@ -289,7 +292,7 @@ def _finish(exp, records) -> tuple[dict, dict]:
 def simulate_in_memory(exp) -> tuple[dict, dict]:
     """(records with theory curves, meta) of a whole run, nothing written."""
     prog = build(exp)
-    return _finish(exp, run_all(prog, exp.run.n_generations))
+    return attach_theory(exp, run_all(prog, exp.run.n_generations))
 
 
 def simulate_grid(exps: list) -> list[tuple[dict, dict]]:
@@ -303,5 +306,5 @@ def simulate_grid(exps: list) -> list[tuple[dict, dict]]:
         points = [exps[i] for i in members]
         records = run_all(build(points[0], points), points[0].run.n_generations)
         for j, i in enumerate(members):
-            out[i] = _finish(exps[i], {k: v[j] for k, v in records.items()})
+            out[i] = attach_theory(exps[i], {k: v[j] for k, v in records.items()})
     return out

@@ -406,7 +406,7 @@ def _verifier(cfg: CurationConfig, world: World, coords, own: bool, uses_scorer:
         what = f"regime.curation.bias={cfg.bias}, gamma={cfg.gamma}"
     else:
         what = f"the window |point - {cfg.centre:g}| <= {cfg.half_width:g} (regime.curation.centre, half_width)"
-    extra, seen = (), ""
+    extra = ()
     if uses_scorer:
         # Text worlds: the point is a perplexity, >= 1, and the scorer exists only once fitted.
         lo, hi = cfg.centre - cfg.half_width, cfg.centre + cfg.half_width

@@ -156,16 +156,14 @@ def run_saved(config, out_dir) -> Path:
 
 
 def _run(config, out_dir: Path, prog, key: str, label: str, writer: bool, cache, clock) -> Path:
-    from collapse_sim.experiments.predictions import predict
-
     run = config.run
     if run.resume and checkpoint.check_complete(out_dir, key, say):
         say(f"{label}: already complete in {out_dir} (checksums match; run.resume=false to redo it)")
         return out_dir
-    return _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict)
+    return _simulate(config, out_dir, prog, key, label, writer, cache, clock)
 
 
-def _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict) -> Path:
+def _simulate(config, out_dir, prog, key, label, writer, cache, clock) -> Path:
     run = config.run
     G = run.n_generations
     mesh = prog.mesh
@@ -178,8 +176,8 @@ def _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict) 
     state = checkpoint.restore(out_dir, key, prog.carry_like, say) if run.resume else None
     done = state[0] if state is not None else 0
     progress = Progress(run.progress, G, done, run.n_seeds, label)
-    t0, c0 = time.perf_counter(), clock.seconds
-    t_first, t_sim, compute_s = None, 0.0, 0.0
+    t0 = time.perf_counter()
+    t_first, t_sim, compute_s = 0.0, 0.0, 0.0  # t_first stays 0 on a resumed run
     try:
         if state is not None:
             done, carry, recs = state
@@ -230,17 +228,12 @@ def _simulate(config, out_dir, prog, key, label, writer, cache, clock, predict) 
             progress.update(done, n, dt)
     finally:
         progress.close()
-    if t_first is None:
-        t_first = 0.0
 
-    records = {k: v[: run.n_seeds] for k, v in _concat(parts).items()}
-    theory = predict(config.world, config.regime, run)
-    for name, curve in theory.pop("curves", {}).items():
-        records[f"theory/{name}"] = np.asarray(curve)
+    records, meta = compute.attach_theory(config, _concat(parts))
     meta = {
-        "config": resolved(config),
+        "config": meta["config"],
         "config_hash": key,
-        "theory": theory,
+        "theory": meta["theory"],
         "first_generation_seconds": t_first,
         "run_seconds": t_sim,
         "compute_seconds": compute_s,

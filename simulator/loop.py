@@ -76,7 +76,7 @@ def make_generation(world: World, regime: Regime) -> Generation:
         carry, metrics = first_raw(seed_key)
         # Regime statistics do not exist at generation 0; record zeros there.
         _, rec_shape = jax.eval_shape(one, carry, seed_key, jnp.int32(1))
-        zeros = {k: jnp.zeros(v.shape, v.dtype) for k, v in rec_shape.items() if k not in metrics}
+        zeros = zeros_like({k: v for k, v in rec_shape.items() if k not in metrics})
         return carry, {**metrics, **zeros}
 
     def chunk(carry, seed_key, gens):
@@ -84,11 +84,11 @@ def make_generation(world: World, regime: Regime) -> Generation:
 
     def run(carry, seed_key, gens, start):
         like_rec0 = jax.eval_shape(first, seed_key)[1]
-        carry, rec0 = jax.lax.cond(start, lambda c: first(seed_key), lambda c: (c, _zeros(like_rec0)), carry)
+        carry, rec0 = jax.lax.cond(start, lambda c: first(seed_key), lambda c: (c, zeros_like(like_rec0)), carry)
         like_rec = jax.eval_shape(one, carry, seed_key, jnp.int32(1))[1]
 
         def body(c, g):
-            return jax.lax.cond(g >= 1, lambda c: one(c, seed_key, g), lambda c: (c, _zeros(like_rec)), c)
+            return jax.lax.cond(g >= 1, lambda c: one(c, seed_key, g), lambda c: (c, zeros_like(like_rec)), c)
 
         carry, recs = jax.lax.scan(body, carry, gens)
         return carry, rec0, recs
@@ -96,8 +96,9 @@ def make_generation(world: World, regime: Regime) -> Generation:
     return Generation(first, chunk, run)
 
 
-def _zeros(like):
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), like)
+def zeros_like(shapes):
+    """Zeros of the shapes and dtypes of a pytree of arrays or ``ShapeDtypeStruct``s."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 def seed_keys(root: jax.Array, seeds) -> jax.Array:
