@@ -62,7 +62,11 @@ def world_label(meta: dict) -> str:
     if w["name"] == "ngram":
         model = f"byte {w['order']}-gram ({w['smoothing'].replace('_', '-')})"
     else:
-        model = f"byte transformer ({w['n_layers']}×{w['d_model']}, {w['steps']} steps, {w['init']})"
+        if w["init"] == "pretrained":
+            train = f"pretrained base fine-tuned {w['finetune_steps']} steps a generation"
+        else:
+            train = f"{w['steps']} steps a generation, {w['init']}"
+        model = f"byte transformer ({w['n_layers']}×{w['d_model']}, {train})"
     return f"{model}, {w['train_blocks']}×{w['block_len']} B of {corpus}"
 
 
