@@ -135,12 +135,15 @@ def _job(cfg) -> None:
         fail(str(e).splitlines()[0])
     hc = HydraConfig.get()
     out_dir = hc.runtime.output_dir
+    multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
     if config.run.out_dir:
         # In a sweep every job gets its own folder below run.out_dir.
-        multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
         out_dir = Path(config.run.out_dir) / hc.sweep.subdir if multirun else config.run.out_dir
+    label = f"{config.world.name}/{config.regime.name}"
+    if multirun:  # a sweep's messages say which job they are about
+        label += f" [{_dir_name(list(hc.overrides.task))}]"
     try:
-        path = run_saved(config, out_dir)
+        path = run_saved(config, out_dir, label)
     except (ValueError, FloatingPointError) as e:
         fail(str(e))
     except OSError as e:  # the run folder, a lock held by another run, a full disk

@@ -122,10 +122,11 @@ def _preflight(config, out_dir: Path, writer: bool) -> None:
         memory.check(config)
 
 
-def run_saved(config, out_dir) -> Path:
+def run_saved(config, out_dir, label: str | None = None) -> Path:
     """Simulate ``config.run.n_seeds`` seeds for ``config.run.n_generations``
     generations (resuming a checkpoint of the same config if there is one),
-    attach the theory, save to ``out_dir`` and return it."""
+    attach the theory, save to ``out_dir`` and return it.  ``label`` names the run
+    in its messages (default ``world/regime``; a sweep's job adds its overrides)."""
     run = config.run
     out_dir = Path(out_dir)
     set_precision(run.precision)
@@ -133,7 +134,7 @@ def run_saved(config, out_dir) -> Path:
     if run.distributed and not jax.distributed.is_initialized():
         jax.distributed.initialize()
     key = run_key(config)
-    label = f"{config.world.name}/{config.regime.name}"
+    label = label or f"{config.world.name}/{config.regime.name}"
     interrupts.running(label, out_dir, key)
     writer = jax.process_index() == 0  # one writer when a run spans several hosts
     _preflight(config, out_dir, writer)  # before the world is made, which allocates its arrays

@@ -70,6 +70,12 @@ class Progress:
     def rate(self) -> float:
         return self.gens * self.n_seeds / self.compute if self.compute > 0 else 0.0
 
+    def left(self) -> str:
+        """Time left at the compute rate so far (the remaining generations, compile left out)."""
+        if self.gens == 0 or self.done >= self.total:
+            return ""
+        return f", about {_duration((self.total - self.done) * self.compute / self.gens)} left"
+
     def stage(self, what: str) -> None:
         self.what, self.since = what, time.monotonic()
         if self.bar is not None:
@@ -80,11 +86,11 @@ class Progress:
     def update(self, done: int, n: int, compute_seconds: float) -> None:
         self.done, self.gens, self.compute = done, self.gens + n, self.compute + compute_seconds
         if self.bar is not None:
-            self.bar.set_postfix(seeds=self.n_seeds, seed_gens_per_s=f"{self.rate():,.0f}")
+            self.bar.set_postfix(seeds=self.n_seeds, seed_gens_per_s=_number(self.rate()))
             self.bar.update(n)
         elif self.enabled:
             self._say(f"{self.label}: generation {done}/{self.total}, {self.n_seeds} seeds, "
-                      f"{self.rate():,.0f} seed-generations/s")
+                      f"{_number(self.rate())} seed-generations/s{self.left()}")
 
     def _beat(self) -> None:
         while not self._stop.wait(1.0 if self.bar is not None else 0.5):
@@ -98,3 +104,17 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _number(x: float) -> str:
+    """A rate as a person reads it: whole numbers from 10 up, two significant digits below
+    (a transformer generation of a few seeds runs at a fraction of one seed-generation a second)."""
+    return f"{x:,.0f}" if x >= 10 or x == 0 else f"{x:.2g}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

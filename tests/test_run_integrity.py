@@ -325,7 +325,21 @@ def test_progress_says_the_stage_every_few_seconds(caplog):
     said = messages(caplog)
     assert "w/r: compiling generation 0\n" in said + "\n"
     assert "w/r: compiling generation 0, 0 s so far" in said or "w/r: compiling generation 0, 1 s so far" in said
-    assert "generation 2/10, 4 seeds, 16 seed-generations/s" in said  # 2 gens x 4 seeds / 0.5 s of compute
+    assert "generation 2/10, 4 seeds, 16 seed-generations/s, about 2 s left" in said  # 2 gens x 4 seeds / 0.5 s
+    # of compute; 8 generations left at 0.25 s each
+
+
+def test_progress_of_a_slow_world_shows_its_rate_and_time_left(caplog):
+    """A transformer generation takes tens of seconds a seed: the rate is not rounded to 0."""
+    from collapse_sim.simulator.progress import Progress
+
+    p = Progress(True, 6, 0, 2, "transformer/replace [+variant=replace]")
+    p.update(1, 1, 40.0)
+    p.update(6, 5, 200.0)
+    p.close()
+    said = messages(caplog)
+    assert "transformer/replace [+variant=replace]: generation 1/6, 2 seeds, 0.05 seed-generations/s, about 3 min left" in said
+    assert "generation 6/6, 2 seeds, 0.05 seed-generations/s\n" in said + "\n"
 
 
 def test_folder_names_print_floats_as_typed_and_one_regime_is_one_run():
