@@ -120,3 +120,30 @@ def test_collapse_bench_render_redoes_the_saved_tables(tmp_path):
     saved = benchmark.DEFAULT_OUT / "benchmark.json"
     benchmark.main(["--render", str(saved), "--out", str(tmp_path)])
     assert (tmp_path / "benchmark.md").read_text() == (saved.parent / "benchmark.md").read_text()
+
+
+def test_lm_speed_tables_render_and_add_up():
+    """The text world's per-generation tables render from a saved report, and a
+    generation's seconds per seed follow from the timed steps and the sampling."""
+    from collapse_sim.experiments.benchmarks import report
+    from collapse_sim.experiments.benchmarks.transformer import generation_seconds
+
+    # 20 steps of 2 seeds in 10 s: 0.25 s per seed and step, 37.5 s for 150; 4 s of sampling for 2 seeds: 2 s.
+    gen = generation_seconds(10.0, 20, 150, 4.0, 2)
+    assert gen == {"finetune_s_per_seed": 37.5, "sample_s_per_seed": 2.0, "total_s_per_seed": 39.5}
+
+    def fig(seconds, tokens):
+        return {"seconds": seconds, "seconds_all": [seconds], "tokens": tokens, "tokens_per_s": tokens / seconds, "compile_s": 2.0}
+
+    model = {"vocab_size": 256, "n_layers": 4, "d_model": 128, "n_heads": 4, "context": 64, "dropout": 0.0}
+    sampling = [{"world": "transformer_pretrained", "model": model, "rows": 1024, "block_len": 65, "temperature": 1.0,
+                 "reference": fig(5.0, 131072), "current": fig(4.0, 131072), "current_vs_reference": 0.8, "same_tokens_share": 1.0}]
+    finetune = fig(10.0, 81920) | {"steps_timed": 20, "model": model, "loss_first_last": [5.6, 5.5],
+                                   "train": {"batch_size": 32, "lr": 1e-4, "warmup": 10}}
+    lm = {"seeds": 2, "rounds": 2, "cache_segments": 4, "precision": "float32", "sampling": sampling, "finetune": finetune,
+          "generation": {"world": "transformer_pretrained", "finetune_steps": 150, **gen}, "loadavg_1min": [1.0, 2.0]}
+    md = "\n".join(report.lm_speed_tables({"lm_speed": lm}))
+    assert "| `world=transformer_pretrained` (4 layers, d=128) | current, `cache_segments=4` | 4.00 | 32,768 | 2.0 | 0.80× | 100.0% |" in md
+    assert "| fine-tuning, 150 steps of 32 × 64 tokens | 37.5 | 8,192 |" in md
+    assert "| total | 39.5 | |" in md
+    assert report.lm_speed_tables({}) == []

@@ -24,6 +24,13 @@ Never part of the test suite.  One run measures, on the machine it runs on:
    same model and optimiser in PyTorch (eager, ``scaled_dot_product_attention``;
    ``pip install -e .[bench]``), and achieved FLOP/s against a float32 1024^2
    matmul measured in the same run.
+4. The text world per generation (``bench_lm_speed`` in the same file;
+   ``--skip-lm-speed``): sampling tokens per second of ``make_sampler`` as the
+   world builds it, for the default and the pretrained base model, the whole
+   cache at every step (``cache_segments=1``) against the default segments;
+   the base model's fine-tuning tokens per second at
+   ``world=transformer_pretrained``'s settings; and from them a generation's
+   training + sampling seconds per seed.
 
 BLAS threads: 1 by default (``--blas-threads``), for the numpy references and
 for the engine alike: JAX's CPU LAPACK kernels (eigh, cholesky, solve) call
@@ -265,6 +272,7 @@ def parse_args(argv=None):
     p.add_argument("--profile", default=None, help="workloads whose engine program is profiled with jax.profiler, as --worlds (default: the benchmarked ones; '' for none); 256 seeds at d <= 10, else 16")
     p.add_argument("--skip-transformer", action="store_true")
     p.add_argument("--skip-kernels", action="store_true")
+    p.add_argument("--skip-lm-speed", action="store_true", help="skip the text world's sampling and fine-tuning speed (about 1 min with --quick)")
     p.add_argument("--render", type=Path, default=None, metavar="JSON", help="only re-render benchmark.md and the plot from a saved benchmark.json into --out")
     p.add_argument("--transformer-steps", type=int, default=None, help="timed training steps (default 50; 20 with --quick)")
     return p.parse_args(argv)
@@ -340,6 +348,10 @@ def main(argv=None) -> None:
             report["transformer"] = bench_transformer(steps, rounds=2 if args.quick else 3)
         except ImportError as e:
             report["skipped"].append(f"transformer: {e}")
+    if not (args.skip_transformer or args.skip_lm_speed):
+        from collapse_sim.experiments.benchmarks.transformer import bench_lm_speed
+
+        report["lm_speed"] = bench_lm_speed(rounds=2 if args.quick else 4, finetune_steps=10 if args.quick else 20)
     report["loadavg_end"] = list(os.getloadavg())
     report["total_seconds"] = time.perf_counter() - t_start
     report["target_summary"] = targets(report)

@@ -112,6 +112,59 @@ def transformer_table(report: dict) -> list[str]:
     return lines
 
 
+def lm_speed_tables(report: dict) -> list[str]:
+    """The text world per generation: sampling (whole cache against the default
+    segments) and world=transformer_pretrained's fine-tuning + sampling per seed."""
+    lm = report.get("lm_speed")
+    if not lm:
+        return []
+    S, segs = lm["seeds"], lm["cache_segments"]
+    first = lm["sampling"][0]
+    lines = [
+        (f"Sampling a generation's synthetic set as simulator/worlds/transformer.py does: `make_sampler`, {first['rows']} blocks of "
+        f"{first['block_len']} tokens per seed, each started from the BOS byte ({first['block_len'] - 1} sampled tokens per block), "
+        f"temperature {first['temperature']:g}, {S} seeds vmapped as the engine runs them, {lm['precision']}; best of {lm['rounds']} "
+        f"interleaved rounds (1-minute load {lm['loadavg_1min'][0]:.1f} at the start, {lm['loadavg_1min'][1]:.1f} at the end). "
+        f"The reference carries the whole context-long cache at every step (`cache_segments=1`); the current sampler splits the "
+        f"positions into {segs} scans (`cache_segments={segs}`, the default); current ÷ reference is a ratio of seconds (below 1: the "
+        "current is faster); same tokens: the share of sampled tokens the two draw alike."),
+        "",
+        f"| world (model) | sampler | s per generation ({S} seeds) | tokens/s | compile s | current ÷ reference (s) | same tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in lm["sampling"]:
+        m = r["model"]
+        for name, f in (("reference, `cache_segments=1`", r["reference"]), (f"current, `cache_segments={segs}`", r["current"])):
+            ratio = f"{r['current_vs_reference']:.2f}×" if f is r["current"] else ""
+            same = f"{100 * r['same_tokens_share']:.1f}%" if f is r["current"] else ""
+            lines.append(
+                f"| `world={r['world']}` ({m['n_layers']} layers, d={m['d_model']}) | {name} | {f['seconds']:.2f} | "
+                f"{_fmt(f['tokens_per_s'])} | {f['compile_s']:.1f} | {ratio} | {same} |"
+            )
+    ft, gen = lm["finetune"], lm["generation"]
+    tr, m = ft["train"], ft["model"]
+    lines += [
+        "",
+        f"A generation of `world={gen['world']}` per seed: fine-tuning the base ({m['n_layers']} layers, d={m['d_model']}) with "
+        f"`make_train` at the world's settings (batch {tr['batch_size']}, blocks of {m['context'] + 1} tokens, lr {tr['lr']:g}, warmup "
+        f"{tr['warmup']}, AdamW + clipping, random tokens), {ft['steps_timed']} steps timed, {S} seeds vmapped, compile "
+        f"{ft['compile_s']:.1f} s"
+        + (f", {ft['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s by the analytic count of the training table" if "achieved_flops_per_s" in ft else "")
+        + f", scaled to the world's {gen['finetune_steps']} steps; plus the sampling above (current sampler). "
+        "Evaluation (the test NLL), the edit rule of the token-editing regimes and compilation are not included. "
+        f"Tokens/s count all {S} seeds' tokens; seconds are per seed (the {S}-seed time ÷ {S}).",
+        "",
+        "| part | s per generation per seed | tokens/s |",
+        "|---|---|---|",
+        (f"| fine-tuning, {gen['finetune_steps']} steps of {tr['batch_size']} × {m['context']} tokens | {gen['finetune_s_per_seed']:.1f} | "
+         f"{_fmt(ft['tokens_per_s'])} |"),
+        (f"| sampling, {lm['sampling'][-1]['rows']} blocks × {lm['sampling'][-1]['block_len'] - 1} tokens | {gen['sample_s_per_seed']:.1f} | "
+         f"{_fmt(lm['sampling'][-1]['current']['tokens_per_s'])} |"),
+        f"| total | {gen['total_s_per_seed']:.1f} | |",
+    ]
+    return lines
+
+
 def markdown(report: dict) -> str:
     mach = report["machine"]
     v = mach["versions"]
@@ -192,6 +245,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {op['op']} | `{op['source'][:70]}` | {op['ms_per_call']:.2f} | {100 * op['share']:.0f}% |")
     if report.get("transformer"):
         lines += ["", "## Transformer world (training)", "", *transformer_table(report)]
+    if report.get("lm_speed"):
+        lines += ["", "## Transformer world (a generation: sampling and fine-tuning)", "", *lm_speed_tables(report)]
     if report.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {s}" for s in report["skipped"]]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,14 @@
 the default small model with ``collapse_sim.simulator.lm.train.make_train`` against the same
 model, batch and optimiser in PyTorch (eager; ``pip install -e .[bench]``), and the
 achieved FLOP/s against a float32 matmul peak measured in the same run.
+
+And the text world's per-generation costs (:func:`bench_lm_speed`): sampling
+tokens per second of ``make_sampler`` as simulator/worlds/transformer.py builds
+it (a generation's synthetic set, vmapped over 2 seeds), for the default model
+and the shipped pretrained base, with the whole cache at every step
+(``cache_segments=1``, the reference) and the default segments; and the base
+model's fine-tuning tokens per second at ``world=transformer_pretrained``'s
+settings, so that a generation's training + sampling seconds per seed follow.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ import dataclasses
 import math
 import os
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -236,3 +245,136 @@ def bench_transformer(steps: int, rounds: int) -> dict:
         + f"; {out['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s = {100 * out['peak_share']:.0f}% of the {best_peak / 1e9:.0f} GFLOP/s matmul peak"
     )
     return out
+
+
+# ----------------------------------------------------------------------------- text world, per generation
+
+LM_SEEDS = 2  # seeds vmapped together, as the engine runs them (run.n_seeds=2 in the LM configs)
+
+
+def world_config(name: str):
+    """The transformer world's Config from experiments/conf/world/<name>.yaml (its
+    fields over the Config defaults, as hydra composes them)."""
+    from omegaconf import OmegaConf
+
+    from collapse_sim import experiments
+    from collapse_sim.simulator.worlds.transformer import Config
+
+    fields = OmegaConf.to_container(OmegaConf.load(Path(experiments.__file__).parent / "conf" / "world" / f"{name}.yaml"))
+    fields.pop("defaults", None)
+    return Config(**fields)
+
+
+def _seed_axis(tree, S: int):
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (S,) + x.shape), tree)
+
+
+def _compiled(fn, *args):
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - t0
+
+
+def sampler_program(cfg, mc, params, cache_segments: int, S: int = LM_SEEDS) -> dict:
+    """One generation's sampling of world ``cfg``: ``make_sampler`` built as
+    simulator/worlds/transformer.py builds it (block_len, top_k, top_p,
+    prompt_len, temperature), a training set's max(train_blocks, synthetic_ratio
+    train_blocks) rows per seed, vmapped over ``S`` seeds, compiled."""
+    from collapse_sim.simulator.lm.sample import make_sampler
+
+    sampler = make_sampler(mc, cfg.block_len, cfg.top_k or None, None if cfg.top_p == 1.0 else cfg.top_p,
+                           prompt_len=cfg.prompt_len, cache_segments=cache_segments)
+    rows = max(cfg.train_blocks, round(cfg.synthetic_ratio * cfg.train_blocks))
+    n_prefix = max(cfg.prompt_len, 1)
+    prompts_SxNxP = jnp.full((S, rows, n_prefix), 10, jnp.int32)
+    args = (jax.random.split(jax.random.key(1), S), _seed_axis(params, S), prompts_SxNxP)
+    compiled, compile_s = _compiled(jax.vmap(lambda k, p, pr: sampler(k, p, pr, cfg.temperature)), *args)
+    return {"call": lambda: jax.block_until_ready(compiled(*args)), "compile_s": compile_s,
+            "tokens": S * rows * (cfg.block_len - n_prefix), "rows": rows}
+
+
+def finetune_program(cfg, mc, params, steps: int, S: int = LM_SEEDS) -> dict:
+    """``steps`` steps of the world's fine-tuning (its TrainConfig with ``steps``
+    replaced), vmapped over ``S`` seeds from the one base as the world runs it,
+    on random token blocks of the world's training-set shape, compiled."""
+    from collapse_sim.simulator.lm.train import make_train
+    from collapse_sim.simulator.worlds.transformer import train_config
+
+    tc = dataclasses.replace(train_config(cfg), steps=steps)
+    rows = max(cfg.train_blocks, round(cfg.synthetic_ratio * cfg.train_blocks))
+    blocks_SxNxW = jax.random.randint(jax.random.key(2), (S, rows, cfg.block_len), 0, mc.vocab_size, jnp.int32)
+    args = (jax.random.split(jax.random.key(3), S), params, blocks_SxNxW, jnp.ones((S, rows), jnp.float32))
+    compiled, compile_s = _compiled(jax.vmap(make_train(mc, tc), in_axes=(0, None, 0, 0)), *args)
+    return {"call": lambda: jax.block_until_ready(compiled(*args)), "compile_s": compile_s,
+            "tokens": S * steps * tc.batch_size * (cfg.block_len - 1), "train": dataclasses.asdict(tc)}
+
+
+def generation_seconds(finetune_s: float, steps_timed: int, finetune_steps: int, sample_s: float, seeds: int) -> dict:
+    """Seconds per seed of a generation's fine-tuning (``steps_timed`` steps of ``seeds``
+    vmapped seeds took ``finetune_s``; scaled to ``finetune_steps``) and sampling
+    (``sample_s`` for the ``seeds``), and their sum."""
+    ft = finetune_s / steps_timed * finetune_steps / seeds
+    return {"finetune_s_per_seed": ft, "sample_s_per_seed": sample_s / seeds, "total_s_per_seed": ft + sample_s / seeds}
+
+
+def bench_lm_speed(rounds: int, finetune_steps: int = 20) -> dict:
+    """Sampling of world=transformer's default model and world=transformer_pretrained's
+    base, ``cache_segments=1`` against the default, and the base's fine-tuning for
+    ``finetune_steps`` steps: every program compiled, then called once per round,
+    interleaved so a burst of load falls on all of them; each program's best round
+    counts (the first round included: its first calls' allocations only add time)."""
+    from collapse_sim.simulator.lm.sample import CACHE_SEGMENTS
+    from collapse_sim.simulator.lm.transformer import init_params
+    from collapse_sim.simulator.worlds.transformer import base_model, model_config
+
+    log(f"transformer: sampling and fine-tuning per generation ({LM_SEEDS} seeds vmapped), {rounds} interleaved rounds")
+    jax.config.update("jax_enable_x64", False)
+    load0 = os.getloadavg()[0]
+    scratch = world_config("transformer")
+    pretrained = world_config("transformer_pretrained")
+    mc_s = model_config(scratch)
+    models = {"transformer": (scratch, mc_s, init_params(jax.random.key(0), mc_s)),
+              "transformer_pretrained": (pretrained, *base_model(pretrained))}
+    programs = {}
+    for world, (cfg, mc, params) in models.items():
+        for segs in (1, CACHE_SEGMENTS):
+            programs[("sample", world, segs)] = sampler_program(cfg, mc, params, segs)
+    cfg_p, mc_p, params_p = models["transformer_pretrained"]
+    programs[("finetune",)] = finetune_program(cfg_p, mc_p, params_p, finetune_steps)
+    times, outputs = {k: [] for k in programs}, {}
+    for _ in range(rounds):
+        for k, prog in programs.items():
+            t0 = time.perf_counter()
+            outputs[k] = prog["call"]()
+            times[k].append(time.perf_counter() - t0)
+
+    def fig(k):
+        best = min(times[k])
+        return {"seconds": best, "seconds_all": times[k], "tokens": programs[k]["tokens"],
+                "tokens_per_s": programs[k]["tokens"] / best, "compile_s": programs[k]["compile_s"]}
+
+    sampling = []
+    for world, (cfg, mc, _) in models.items():
+        ref, cur = fig(("sample", world, 1)), fig(("sample", world, CACHE_SEGMENTS))
+        n_prefix = max(cfg.prompt_len, 1)  # the sampled columns follow the prefix
+        same = np.mean(np.asarray(outputs[("sample", world, 1)])[..., n_prefix:]
+                       == np.asarray(outputs[("sample", world, CACHE_SEGMENTS)])[..., n_prefix:])
+        sampling.append({
+            "world": world, "model": dataclasses.asdict(mc), "rows": programs[("sample", world, 1)]["rows"],
+            "block_len": cfg.block_len, "temperature": cfg.temperature, "reference": ref, "current": cur,
+            "current_vs_reference": cur["seconds"] / ref["seconds"], "same_tokens_share": float(same),
+        })
+        log(f"transformer sampling, world={world}: {ref['seconds']:.2f} s with cache_segments=1, "
+            f"{cur['seconds']:.2f} s with {CACHE_SEGMENTS} ({cur['tokens_per_s']:.0f} tok/s; x{cur['seconds'] / ref['seconds']:.2f})")
+    loss_SxT = np.asarray(outputs[("finetune",)][1]["loss"])
+    ft = fig(("finetune",)) | {"steps_timed": finetune_steps, "train": programs[("finetune",)]["train"],
+                               "model": dataclasses.asdict(mc_p), "loss_first_last": [float(loss_SxT[:, 0].mean()), float(loss_SxT[:, -1].mean())],
+                               "flops_per_token": transformer_flops_per_token(mc_p)["train"]}
+    ft["achieved_flops_per_s"] = ft["flops_per_token"] * ft["tokens_per_s"]
+    generation = {"world": "transformer_pretrained", "finetune_steps": cfg_p.finetune_steps,
+                  **generation_seconds(ft["seconds"], finetune_steps, cfg_p.finetune_steps, sampling[-1]["current"]["seconds"], LM_SEEDS)}
+    log(f"transformer_pretrained generation per seed: fine-tuning {generation['finetune_s_per_seed']:.1f} s "
+        f"({ft['tokens_per_s']:.0f} tok/s) + sampling {generation['sample_s_per_seed']:.1f} s = {generation['total_s_per_seed']:.1f} s")
+    return {"seeds": LM_SEEDS, "rounds": rounds, "cache_segments": CACHE_SEGMENTS, "precision": "float32",
+            "sampling": sampling, "finetune": ft, "generation": generation,
+            "loadavg_1min": [load0, os.getloadavg()[0]]}
