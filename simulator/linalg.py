@@ -9,7 +9,8 @@ pool, so when as many such kernels start together as the pool has threads — tw
 covariance of 8,000 vmapped seeds — every thread waits for work that no thread is
 free to run, and the program never returns.
 
-The functions here are ``jnp.linalg``'s, with one difference on the CPU: a batch too
+The functions here are ``jnp.linalg``'s (``inverse_cholesky``: a Cholesky factorisation and
+the triangular inverse of its factor, one kernel after the other), with one difference on the CPU: a batch too
 large to run inline is cut into pieces below the threshold (with a factor-2 margin)
 and the pieces run one after another under ``lax.map``, so LAPACK never hands work to
 the pool.  They are ``custom_vmap`` functions, so the seeds' ``vmap`` (however nested)
@@ -60,5 +61,14 @@ def _guarded(op: Callable, flop_per_matrix: Callable[[int], int]) -> Callable:
     return guarded
 
 
+def _inverse_cholesky(a_NxN):
+    """L⁻¹ for the Cholesky factor L of a (a = L Lᵀ, so a⁻¹ = L⁻ᵀ L⁻¹); NaN where a is not
+    numerically positive definite."""
+    l_NxN = jnp.linalg.cholesky(a_NxN)
+    eye = jnp.broadcast_to(jnp.eye(a_NxN.shape[-1], dtype=a_NxN.dtype), a_NxN.shape)
+    return jax.lax.linalg.triangular_solve(l_NxN, eye, left_side=True, lower=True)
+
+
 eigh = _guarded(jnp.linalg.eigh, lambda n: 5 * n**3)
 eigvalsh = _guarded(jnp.linalg.eigvalsh, lambda n: 5 * n**3)
+inverse_cholesky = _guarded(_inverse_cholesky, lambda n: n**3)  # potrf n³/3 + trsm n³/3, rounded up

@@ -7,6 +7,8 @@ static shapes, so it runs under jit, vmap and scan.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -44,9 +46,30 @@ def write(pool: dict, rows: dict, start) -> dict:
     return jax.tree.map(put, pool, rows)
 
 
+# Largest n whose subset mask is read off pairwise comparisons (n² of them) instead of a sort.
+RANK_MAX_N = 128
+
+
+def stable_ranks(keys_N: jax.Array) -> jax.Array:
+    """Position of each entry in a stable ascending sort of ``keys_N`` (ties by index), by n²
+    comparisons: cheaper than XLA's CPU sort for small n."""
+    i = jnp.arange(keys_N.shape[0])
+    before = (keys_N[None, :] < keys_N[:, None]) | ((keys_N[None, :] == keys_N[:, None]) & (i[None, :] < i[:, None]))
+    return jnp.sum(before, axis=1)
+
+
 def random_subset_mask(key: jax.Array, n: int, m) -> jax.Array:
     """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions: the
-    first ``m`` of a random permutation (``m`` may be traced)."""
+    first ``m`` of a random permutation (``m`` may be traced).
+
+    ``jax.random.permutation(key, n)`` is, for n <= 2^(32/3) (one round of its shuffle), a stable
+    sort of arange(n) by 32-bit keys drawn with ``split(key)[1]``; entry j is among the first m
+    exactly when its key's stable rank is below m, so for small n the ranks give the same mask
+    without the sort."""
+    one_round = math.ceil(3 * math.log(max(1, n)) / math.log(2**32 - 1)) <= 1
+    if one_round and n <= RANK_MAX_N:
+        bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+        return stable_ranks(bits) < m
     return jnp.zeros((n,), bool).at[jax.random.permutation(key, n)].set(jnp.arange(n) < m)
 
 

@@ -29,10 +29,16 @@ def lapack_calls(lowered_text: str) -> list[tuple[str, int, int]]:
     return calls
 
 
+# flop per matrix that the guard counts for each kernel (linalg.py: syevd 5n³; potrf and trsm,
+# which inverse_cholesky runs one after the other, n³ together)
+KERNEL_FLOP = {"syevd": lambda n: 5 * n**3, "potrf": lambda n: n**3, "trsm": lambda n: n**3}
+
+
 def runs_inline(call) -> bool:
     kernel, batch, n = call
-    assert "syevd" in kernel, f"a LAPACK kernel the guard does not know: {kernel}"
-    return batch * 5 * n**3 < linalg.PARALLEL_FLOP
+    known = [k for k in KERNEL_FLOP if k in kernel]
+    assert known, f"a LAPACK kernel the guard does not know: {kernel}"
+    return batch * KERNEL_FLOP[known[0]](n) < linalg.PARALLEL_FLOP
 
 
 def make_spd(key, shape):
@@ -50,6 +56,10 @@ def test_same_numbers_as_jnp_linalg_however_vmapped(n):
         np.testing.assert_array_equal(vecs, ref_vecs)
     np.testing.assert_array_equal(jax.jit(jax.vmap(linalg.eigvalsh))(a), ref_vals)
     np.testing.assert_array_equal(linalg.eigvalsh(a[0, 0]), ref_vals[0, 0])  # no batch at all
+    ref_inv = linalg._inverse_cholesky(a)
+    np.testing.assert_array_equal(jax.jit(jax.vmap(jax.vmap(linalg.inverse_cholesky)))(a), ref_inv)
+    np.testing.assert_allclose(ref_inv @ a @ jnp.swapaxes(ref_inv, -1, -2), jnp.broadcast_to(jnp.eye(n), a.shape),
+                               atol=1e-8)  # L⁻¹ a L⁻ᵀ = I
 
 
 def test_the_check_sees_an_unguarded_call():
@@ -67,6 +77,7 @@ def test_the_check_sees_an_unguarded_call():
         gaussian.Config(d=3, M=10, estimator="mle", spectrum="power_law"),
         gmm.Config(d=2, K=3, M=50, em_iters=3, kmeans_iters=2),
         regression.Config(d=10, T=40),
+        regression.Config(d=10, T=40, record_gram=True),
     ],
     ids=lambda c: c.name,
 )
