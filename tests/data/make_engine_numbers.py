@@ -8,12 +8,15 @@ rtol 1e-5).  Run from the repository root:  python tests/data/make_engine_number
 
 from __future__ import annotations
 
-import contextlib
+import sys
 import warnings
 from pathlib import Path
 
 import jax
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for engine_mc when run as a script
+from engine_mc import precision  # noqa: E402
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
@@ -54,16 +57,6 @@ CASES = {
     "accumulate_verifier": ("float64", {}, "accumulate", {"curation": VERIFIER}),
     "accumulate_subsample_verifier_few": ("float64", {}, "accumulate_subsample", {"curation": FEW}),
 }
-
-
-@contextlib.contextmanager
-def precision(name: str):
-    was = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", name == "float64")
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", was)
 
 
 def records(name: str, **extra_world) -> dict[str, np.ndarray]:
