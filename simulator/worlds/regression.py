@@ -196,6 +196,18 @@ def spectrum_array(cfg: RegressionConfig, dtype) -> jax.Array:
     return lam * cfg.d / jnp.sum(lam)
 
 
+def merge_vmapped_axis(batched) -> None:
+    """Give the ``custom_vmap`` function ``batched`` (every argument and output with a leading
+    batch axis) the vmap rule that merges the vmapped axis into that batch, so that however it
+    is vmapped it sees one batch (its batch-level choices cover every seed and grid point)."""
+
+    @batched.def_vmap
+    def _merged(axis_size, in_batched, *args):
+        args = [a if b else jnp.broadcast_to(a, (axis_size,) + a.shape) for a, b in zip(args, in_batched)]
+        out = batched(*[a.reshape((-1,) + a.shape[2:]) for a in args])
+        return jax.tree.map(lambda o: o.reshape((axis_size, -1) + o.shape[1:]), out), jax.tree.map(lambda _: True, out)
+
+
 def make_world(cfg: RegressionConfig) -> World:
     """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
     (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
@@ -282,12 +294,7 @@ def make_world(cfg: RegressionConfig) -> World:
         zero = (jnp.zeros((B, d, d), x_BxNxD.dtype), jnp.zeros((B, d), x_BxNxD.dtype))
         return jax.lax.fori_loop(0, n_blocks, block, zero)
 
-    @pool_moments.def_vmap
-    def _pool_moments_batched(axis_size, in_batched, x, y, w):
-        # the vmapped axis (at 0) and the batch axis are merged into one batch
-        args = [a if b else jnp.broadcast_to(a, (axis_size,) + a.shape) for a, b in zip((x, y, w), in_batched)]
-        out = pool_moments(*[a.reshape((-1,) + a.shape[2:]) for a in args])
-        return jax.tree.map(lambda o: o.reshape((axis_size, -1) + o.shape[1:]), out), (True, True)
+    merge_vmapped_axis(pool_moments)
 
     def normal_equations(rows):
         """G̃ = X̃ᵀWX̃, X̃ᵀW y and n = Σ weights in the whitened basis x̃ = x Σ^{-1/2}; a pool of
@@ -355,13 +362,7 @@ def make_world(cfg: RegressionConfig) -> World:
         return jax.lax.cond(ok, lambda: (w_tilde, jnp.ones_like(n_B)),
                             lambda: jax.vmap(solve_exact)(gram_BxDxD, rhs_BxD, n_B))
 
-    @solve_batch.def_vmap
-    def _solve_batched(axis_size, in_batched, gram, rhs, n):
-        # the vmapped axis (at 0) and the batch axis are merged into one batch
-        args = [a if b else jnp.broadcast_to(a, (axis_size,) + a.shape) for a, b in zip((gram, rhs, n), in_batched)]
-        flat = [a.reshape((-1,) + a.shape[2:]) for a in args]
-        out = solve_batch(*flat)
-        return jax.tree.map(lambda o: o.reshape((axis_size, -1) + o.shape[1:]), out), (True, True)
+    merge_vmapped_axis(solve_batch)
 
     def fit(key, rows, params0):
         """Ridge (OLS at λ = 0) in the whitened basis x̃ = x Σ^{-1/2} (module docstring)."""
