@@ -218,11 +218,13 @@ class Source(NamedTuple):
     draw: Callable
 
 
-def train_stats(src: Source, train: dict, stats: dict) -> dict:
-    """``stats`` plus ``train_rows`` (rows of positive weight in ``train``) under curation."""
+def train_stats(src: Source, train: dict | None, stats: dict, count=None) -> dict:
+    """``stats`` plus ``train_rows`` under curation: the rows of positive weight in ``train``,
+    or ``count`` where the training set is a summary of its rows."""
     if not src.active:
         return stats
-    return {**stats, "train_rows": jnp.sum(train["weight"] > 0).astype(jnp.result_type(float))}
+    count = jnp.sum(train["weight"] > 0) if count is None else count
+    return {**stats, "train_rows": jnp.asarray(count).astype(jnp.result_type(float))}
 
 
 def _vec(value, D: int, dtype) -> jax.Array:

@@ -5,7 +5,8 @@
 - the carried state of every seed (the driver keeps all seeds' carries between
   chunks, whatever ``run.seed_batch``): the world's truth, the newest model and
   the generation-0 model, and the regime's rows, ``(G+1)`` training sets for the
-  accumulate regimes, one or two for the others;
+  accumulate regimes (regression's ``accumulate``: the running sums of its
+  statistics), one or two for the others;
 - the work of one seed batch (``run.seed_batch`` seeds, all of them when 0)
   during a generation: the training set, the sampled rows and what the fit builds
   (Gram matrices, responsibilities, n-gram tables, gradients and Adam moments);
@@ -55,6 +56,7 @@ class Footprint:
     work: float
     record: float
     shared: float = 0.0
+    state: Optional[float] = None  # the regime's carried bytes where not rows (a running summary)
 
 
 def _item(config) -> int:
@@ -75,10 +77,12 @@ def _carried_sets(name: str, G: int) -> int:
 def _regression(w, f, G, regime) -> Footprint:
     d, T = w.d, w.T
     fixed = 1 if w.design == "fixed" else 0
-    rows_fit = T * _regime_sets(regime, G)  # the Gram matrix is formed over the whole (masked) pool
+    summarized = regime == "accumulate"  # the running sums of G̃, X̃ᵀWy, n (world.summarize)
+    rows_fit = T * (1 if summarized else _regime_sets(regime, G))  # accumulate_subsample scores its whole pool
     return Footprint(
         row=(d + 2) * f, rows=T, params=(d + 2) * f, truth=(d + fixed * T * d) * f,
         work=(rows_fit * (d + 2) + 4 * d * d) * f, record=8 * 8,
+        state=(d * d + d + 2) * f if summarized else None,
     )
 
 
@@ -211,7 +215,8 @@ def breakdown(config) -> dict:
     S = run.n_seeds
     batch = min(run.seed_batch or S, S)
     fp = FOOTPRINTS[config.world.name](config.world, _item(config), G, config.regime.name)
-    carry = fp.truth + 2 * fp.params + fp.rows * _carried_sets(config.regime.name, G) * fp.row
+    state = fp.state if fp.state is not None else fp.rows * _carried_sets(config.regime.name, G) * fp.row
+    carry = fp.truth + 2 * fp.params + state
     work = fp.work + 2 * fp.rows * fp.row + 2 * fp.params
     chunk = min(run.chunk_generations or G, G) if G else 1
     return {

@@ -47,6 +47,18 @@ that needs a hook the world lacks is refused when the regime is made:
 - ``average(w, params_a, params_b) -> params``: the model w·a + (1−w)·b, for
   the ``weighted`` regime (Gaussian: mean and covariance; regression: OLS
   weights).
+
+Optional sufficient statistics, both or neither:
+
+- ``summarize(rows) -> summary``: a pytree of arrays, additive over disjoint row
+  tables (the summary of A ∪ B is the leafwise sum of theirs), with a scalar
+  ``"rows"`` entry counting the rows of positive weight;
+- ``fit_summary(key, summary, params0) -> params``: the fit from a summary, so
+  that ``fit(key, rows, params0) == fit_summary(key, summarize(rows), params0)``.
+
+With them ``accumulate`` carries a running summary instead of the pool of every
+generation's rows, and a generation costs one training set's statistics whatever
+the pool's size (regression: G̃ = X̃ᵀWX̃, X̃ᵀWy and Σw).
 """
 
 from __future__ import annotations
@@ -71,6 +83,8 @@ class World(NamedTuple):
     score: Optional[Callable[..., Any]] = None
     verify: Optional[Callable[..., Any]] = None
     average: Optional[Callable[..., Any]] = None
+    summarize: Optional[Callable[..., Any]] = None
+    fit_summary: Optional[Callable[..., Any]] = None
 
 
 def check_temperature(value, field: str = "world.temperature") -> None:

@@ -60,13 +60,32 @@ def test_mix_fixed_subset_keeps_the_same_rows(world):
 
 
 def test_accumulate_pool_grows_by_one_set_per_generation(world):
-    regime, truth, real, params, pool = setup(world, regime_config("accumulate"))
+    """A world without sufficient statistics (world.summarize): the masked pool of rows."""
+    plain = world._replace(summarize=None, fit_summary=None)
+    regime, truth, real, params, pool = setup(plain, regime_config("accumulate"))
     assert pool["weight"].shape == ((G + 1) * T,)
     for g in range(1, 4):
         train, pool, stats = regime.step(jax.random.key(g), pool, truth, params, g)
         assert float(jnp.sum(train["weight"])) == (g + 1) * T
         assert float(stats["pool_rows"]) == (g + 1) * T
     np.testing.assert_allclose(pool["y"][:T], real["y"])
+
+
+def test_accumulate_running_summary_fits_as_the_pool_does(world):
+    """With world.summarize the state is the running sum of each set's statistics; its fit
+    equals the fit of the pool of rows the plain regime builds from the same keys."""
+    plain_regime, truth, real, params, pool = setup(world._replace(summarize=None, fit_summary=None),
+                                                    regime_config("accumulate"))
+    regime, _, _, _, summary = setup(world, regime_config("accumulate"))
+    assert set(summary) == {"gram", "rhs", "n", "rows"}
+    for g in range(1, 4):
+        train_rows, pool, _ = plain_regime.step(jax.random.key(g), pool, truth, params, g)
+        train, summary, stats = regime.step(jax.random.key(g), summary, truth, params, g)
+        assert float(stats["pool_rows"]) == float(train["rows"]) == (g + 1) * T
+        assert float(train["n"]) == (g + 1) * T
+        np.testing.assert_allclose(train["gram"], world.summarize(train_rows)["gram"], rtol=1e-12)
+        np.testing.assert_allclose(regime.fit(None, train, params)["w"], world.fit(None, train_rows, params)["w"],
+                                   rtol=1e-10)
 
 
 def test_accumulate_subsample_draws_distinct_present_rows(world):

@@ -1,11 +1,15 @@
 """``accumulate``: the real data plus every earlier generation's synthetic data
 (Gerstgrasser et al. 2024, arXiv 2404.01413).  The pool is preallocated for
-every generation, (G+1)·T rows, and masked by row weights."""
+every generation, (G+1)·T rows, and masked by row weights; a world with sufficient
+statistics (``world.summarize``, ``fit_summary``: regression) carries their running
+sum instead, one training set's statistics added a generation, the same fit to float
+rounding at a cost that does not grow with the pool."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from collapse_sim.simulator import curation
@@ -54,6 +58,8 @@ def pool_stats(pool: dict) -> dict:
 
 def make(cfg: AccumulateConfig, world: World, n_generations: int) -> Regime:
     src = curation.source(cfg.curation, world)
+    if world.summarize is not None and world.fit_summary is not None:
+        return _make_summarized(cfg, world, src)
 
     def initial_train(real):
         return pool_of(real, n_generations)
@@ -69,6 +75,24 @@ def make(cfg: AccumulateConfig, world: World, n_generations: int) -> Regime:
         return pool, with_extra(pool, extra), curation.train_stats(src, pool, {**pool_stats(pool), **stats})
 
     return Regime(cfg.name, init, step, initial_train)
+
+
+def _make_summarized(cfg: AccumulateConfig, world: World, src) -> Regime:
+    """The pool as the running sum of its training sets' summaries (module docstring); the
+    training set a fit sees is that summary, ``train_rows`` its count of rows."""
+
+    def init(key, truth, real, params0):
+        return with_extra(world.summarize(real), src.init(params0))
+
+    def step(key, state, truth, params, g):
+        k_sample, _, _ = split_keys(key)
+        summary, extra = split_state(state)
+        rows, stats = src.draw(k_sample, extra, truth, params, g)
+        summary = jax.tree.map(jnp.add, summary, world.summarize(rows))
+        held = {"pool_rows": summary["rows"].astype(jnp.float32), **stats}
+        return summary, with_extra(summary, extra), curation.train_stats(src, None, held, count=summary["rows"])
+
+    return Regime(cfg.name, init, step, fit=world.fit_summary)
 
 
 Config = AccumulateConfig  # every regime module names its config Config

@@ -13,7 +13,8 @@ over its static config and the world:
   its pool), so every generation's fit sees the same shapes;
 - ``fit(key, train, params0) -> params``: optional; a regime that fits generation
   ``g >= 1`` itself (``weighted`` averages a fit on real rows with a fit on
-  synthetic rows, so its ``train`` holds both tables).  The loop calls it in
+  synthetic rows, so its ``train`` holds both tables; ``accumulate`` fits the running
+  summary of its pool with ``world.fit_summary``).  The loop calls it in
   place of ``world.fit`` when given; generation 0 is always ``world.fit`` of
   ``initial_train(real)``.
 

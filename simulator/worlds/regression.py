@@ -41,9 +41,9 @@ most ``CHOL_TOL`` / eps (the two solves then agree to rounding) the batch takes 
 otherwise the whole batch takes the eigendecomposition, whose minimum-norm solution
 (fewer rows of positive weight than d, e.g. under curation) and condition number are
 as above; the record ``gram_solvable`` is 1, or NaN where ``gram_cond`` would be, which
-stops the run naming it.  The Gram matrix of a pool of several training sets
-(``accumulate``) is summed over its blocks of T rows up to the last one that holds a
-row.  A T and d whose Gram matrix is expected to be that ill-conditioned
+stops the run naming it.  The statistics G̃, X̃ᵀWy and n add over rows, so
+``accumulate`` keeps their running sums (``summarize``, ``fit_summary``) instead of
+refitting the whole pool every generation.  A T and d whose Gram matrix is expected to be that ill-conditioned
 (Marchenko–Pastur edges, ((√T + √d)/(√T − √d))²) are refused at start, and the
 power law is limited to a condition number of Σ, d^power, of at most
 ``SPECTRUM_COND_MAX``.
@@ -278,34 +278,12 @@ def make_world(cfg: RegressionConfig) -> World:
         x = x if isotropic else x * inv_root
         return x.T @ (w[:, None] * x), x.T @ (w * y)
 
-    @jax.custom_batching.custom_vmap
-    def pool_moments(x_BxNxD, y_BxN, w_BxN):
-        """:func:`moments` of a batch of pools of blocks of T rows, summed over the blocks up to
-        the last one in which any pool has a row of positive weight (a growing pool's later blocks
-        are empty: their rows add nothing and are skipped)."""
-        B, N = w_BxN.shape
-        used_blocks = jnp.any(w_BxN.reshape(B, N // T, T) > 0, axis=(0, 2))
-        n_blocks = jnp.max(jnp.where(used_blocks, jnp.arange(1, N // T + 1), 0))
-
-        def block(b, acc):
-            rows = [jax.lax.dynamic_slice_in_dim(a, b * T, T, axis=1) for a in (x_BxNxD, y_BxN, w_BxN)]
-            return jax.tree.map(jnp.add, acc, jax.vmap(moments)(*rows))
-
-        zero = (jnp.zeros((B, d, d), x_BxNxD.dtype), jnp.zeros((B, d), x_BxNxD.dtype))
-        return jax.lax.fori_loop(0, n_blocks, block, zero)
-
-    merge_vmapped_axis(pool_moments)
-
-    def normal_equations(rows):
-        """G̃ = X̃ᵀWX̃, X̃ᵀW y and n = Σ weights in the whitened basis x̃ = x Σ^{-1/2}; a pool of
-        several training sets (``accumulate``) by :func:`pool_moments`."""
-        w, x, y = rows["weight"], rows["x"], rows["y"]
-        n = jnp.sum(w)
-        if w.shape[0] > T and w.shape[0] % T == 0:
-            gram, rhs = jax.tree.map(lambda a: a[0], pool_moments(x[None], y[None], w[None]))
-        else:
-            gram, rhs = moments(x, y, w)
-        return gram, rhs, n
+    def summarize(rows):
+        """The fit's sufficient statistics, additive over rows: G̃ = X̃ᵀWX̃, X̃ᵀW y, n = Σ weights
+        in the whitened basis x̃ = x Σ^{-1/2}, and the count of rows of positive weight."""
+        w = rows["weight"]
+        gram, rhs = moments(rows["x"], rows["y"], w)
+        return {"gram": gram, "rhs": rhs, "n": jnp.sum(w), "rows": jnp.sum(w > 0).astype(dtype)}
 
     def solve_eigh(gram, rhs, n, min_eig=True):
         """(w̃, the condition number of the matrix decomposed, G̃'s smallest eigenvalue): the
@@ -364,15 +342,19 @@ def make_world(cfg: RegressionConfig) -> World:
 
     merge_vmapped_axis(solve_batch)
 
-    def fit(key, rows, params0):
-        """Ridge (OLS at λ = 0) in the whitened basis x̃ = x Σ^{-1/2} (module docstring)."""
-        gram, rhs, n = normal_equations(rows)
+    def fit_summary(key, summary, params0):
+        """Ridge (OLS at λ = 0) in the whitened basis x̃ = x Σ^{-1/2} (module docstring), from
+        :func:`summarize`'s statistics."""
+        gram, rhs, n = summary["gram"], summary["rhs"], summary["n"]
         if not record_gram:
             w_tilde, ok = jax.tree.map(lambda a: a[0], solve_batch(gram[None], rhs[None], n[None]))
             return {"w": w_tilde * inv_root, "gram_solvable": ok}  # NaN stops the run, naming gram_solvable
         w_tilde, cond, min_eig = solve_eigh(gram, rhs, n)
         gram_cond = jnp.where(cond <= max_cond, cond, jnp.nan)  # NaN stops the run, naming gram_cond
         return {"w": w_tilde * inv_root, "gram_min_eig": min_eig / n, "gram_cond": gram_cond}
+
+    def fit(key, rows, params0):
+        return fit_summary(key, summarize(rows), params0)
 
     def evaluate(truth, params):
         e = params["w"] - truth["w_star"]
@@ -395,5 +377,6 @@ def make_world(cfg: RegressionConfig) -> World:
                 out[k] = jnp.minimum(a[k], b[k]) if k == "gram_min_eig" else jnp.maximum(a[k], b[k])
         return out
 
-    return World("regression", T, init, real, fit, sample, evaluate, edit, verify=verify, average=average)
+    return World("regression", T, init, real, fit, sample, evaluate, edit, verify=verify, average=average,
+                 summarize=summarize, fit_summary=fit_summary)
 Config = RegressionConfig
