@@ -91,7 +91,7 @@ def _gaussian(w, f, G, regime) -> Footprint:
 
     d, N = w.d, sample_sizes.n_rows(w.M, w.M_schedule)
     return Footprint(
-        row=(d + 1) * f, rows=N, params=(d + d * d) * f, truth=2 * d * f,
+        row=(d + 1) * f, rows=N, params=2 * (d + d * d) * f, truth=2 * d * f,
         work=(3 * N * (d + 1) * _regime_sets(regime, G) + 6 * d * d) * f, record=10 * 8,
     )
 

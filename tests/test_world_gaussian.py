@@ -132,6 +132,29 @@ def test_metrics_at_the_truth_and_w2_against_numpy():
     assert float(got["logdet_change"]) == pytest.approx(np.linalg.slogdet(cov)[1] - np.linalg.slogdet(cov_star)[1])
 
 
+@pytest.mark.parametrize("spectrum", ["isotropic", "power_law"])
+def test_a_fitted_model_keeps_its_eigendecomposition_and_reads_it_as_recomputed(spectrum):
+    """The fit stores Σ̂'s eigendecomposition once; metrics and draws from it equal those from
+    the covariance alone (recomputed by eigh / eigvalsh) to float rounding."""
+    cfg = gaussian.Config(d=4, M=9, sigma=1.7, spectrum=spectrum, power=1.5)
+    world = gaussian.make_world(cfg)
+    truth = world.init(jax.random.key(0))
+    fitted = world.fit(None, world.real(jax.random.key(1), truth, 0), None)
+    np.testing.assert_allclose(fitted["evecs"] * fitted["evals"] @ fitted["evecs"].T, fitted["cov"], atol=1e-12)
+    bare = {"mu": fitted["mu"], "cov": fitted["cov"]}
+    got = world.evaluate(truth, fitted)
+    cov, cov_star = np.asarray(fitted["cov"]), np.diag(gaussian.true_covariance_diag(cfg))
+    want = gm.w2sq_gaussians(np.asarray(fitted["mu"]), cov, np.zeros(4), cov_star)  # numpy's eigh of Σ*^½ Σ̂ Σ*^½
+    assert float(got["w2sq"]) == pytest.approx(float(want), rel=1e-10)
+    assert float(got["logdet_change"]) == pytest.approx(np.linalg.slogdet(cov)[1] - np.linalg.slogdet(cov_star)[1],
+                                                        rel=1e-12)
+    for name, value in world.evaluate(truth, bare).items():
+        np.testing.assert_allclose(world.evaluate(truth, fitted)[name], value, rtol=1e-12, atol=1e-14, err_msg=name)
+    key = jax.random.key(2)
+    np.testing.assert_allclose(world.sample(key, truth, fitted, 1)["x"], world.sample(key, truth, bare, 1)["x"],
+                               rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -9,7 +9,9 @@ previous fit, or from the truth at generation 0.
 Fit: the weighted mean and covariance, μ̂ = Σ w x / n and Σ̂ = Σ w (x−μ̂)(x−μ̂)ᵀ / m
 with n = Σ w and m = n − 1 (``estimator="unbiased"``, Shumailov) or m = n
 (``"mle"``, Kazdan's ``np.cov(bias=True)``).  Under accumulate the pool is
-fitted as one sample, as in Kazdan et al.
+fitted as one sample, as in Kazdan et al.  A model keeps Σ̂'s eigendecomposition,
+computed once by the fit: its sampler's square root, its log-determinant and (isotropic
+Σ*, where the eigenvalues of Σ*^½ Σ̂ Σ*^½ are σ² times Σ̂'s) its W₂ all read it.
 
 Metrics (against the truth, i.e. the data of generation 0; Kazdan's Σ_0):
 
@@ -160,17 +162,38 @@ def _unit_spectrum_array(cfg, dtype) -> jax.Array:
 
 def psd_sqrt(cov_DxD: jax.Array) -> jax.Array:
     """Symmetric square root by eigh (eigenvalues clipped at 0): robust where Cholesky fails."""
-    evals, evecs = linalg.eigh(cov_DxD)
-    return (evecs * jnp.sqrt(jnp.clip(evals, 0.0))) @ evecs.T
+    return _root(*linalg.eigh(cov_DxD))
 
 
-def w2sq(mu_D, cov_DxD, mu_star_D, cov_star_diag_D) -> jax.Array:
-    """W₂² between N(mu, cov) and N(mu*, diag(cov*)), closed form (Gelbrich)."""
+def _root(evals_D, evecs_DxD) -> jax.Array:
+    return (evecs_DxD * jnp.sqrt(jnp.clip(evals_D, 0.0))) @ evecs_DxD.T
+
+
+def w2sq(mu_D, cov_DxD, mu_star_D, cov_star_diag_D, evals_D=None) -> jax.Array:
+    """W₂² between N(mu, cov) and N(mu*, diag(cov*)), closed form (Gelbrich).  ``evals_D``,
+    cov's eigenvalues, spare an eigendecomposition where cov* is isotropic (cov* = s I: the
+    eigenvalues of cov*^½ cov cov*^½ are s·evals; pass them only then)."""
     root = jnp.sqrt(cov_star_diag_D)
-    cross = root[:, None] * cov_DxD * root[None, :]
-    cross_tr = jnp.sum(jnp.sqrt(jnp.clip(linalg.eigvalsh(cross), 0.0)))
+    if evals_D is None:
+        cross_tr = jnp.sum(jnp.sqrt(jnp.clip(linalg.eigvalsh(root[:, None] * cov_DxD * root[None, :]), 0.0)))
+    else:
+        cross_tr = root[0] * jnp.sum(jnp.sqrt(jnp.clip(evals_D, 0.0)))
     tr = jnp.trace(cov_DxD) + jnp.sum(cov_star_diag_D) - 2.0 * cross_tr
     return jnp.sum((mu_D - mu_star_D) ** 2) + jnp.maximum(tr, 0.0)
+
+
+def spectral(params) -> tuple:
+    """(eigenvalues, eigenvectors) of a model's covariance: those its fit stored (one
+    eigendecomposition a model serves its metrics and its sampler), else computed."""
+    if "evecs" in params:
+        return params["evals"], params["evecs"]
+    return linalg.eigh(params["cov"])
+
+
+def model(mu_D, cov_DxD) -> dict:
+    """A fitted model: mean, covariance and the covariance's eigendecomposition."""
+    evals_D, evecs_DxD = linalg.eigh(cov_DxD)
+    return {"mu": mu_D, "cov": cov_DxD, "evals": evals_D, "evecs": evecs_DxD}
 
 
 def make_world(cfg: GaussianConfig) -> World:
@@ -188,6 +211,7 @@ def make_world(cfg: GaussianConfig) -> World:
     k = cfg.tail_k
     tau = cfg.temperature
     tiny = jnp.finfo(dtype).tiny
+    isotropic = cfg.spectrum == "isotropic"
 
     def draw(key, mu_D, root_DxD, g):
         z_NxD = jax.random.normal(key, (n_rows, d), dtype)
@@ -200,7 +224,7 @@ def make_world(cfg: GaussianConfig) -> World:
         return draw(key, truth["mu"], jnp.diag(jnp.sqrt(truth["cov_diag"])), g)
 
     def sample(key, truth, params, g):
-        root = psd_sqrt(params["cov"])
+        root = _root(*spectral(params))
         return draw(key, params["mu"], tau * root, g)  # τ = 1: exactly root
 
     def point(rows):
@@ -208,7 +232,7 @@ def make_world(cfg: GaussianConfig) -> World:
 
     def average(w, a, b):
         """The model w·a + (1−w)·b: mean and covariance averaged (regime weighted)."""
-        return {"mu": w * a["mu"] + (1 - w) * b["mu"], "cov": w * a["cov"] + (1 - w) * b["cov"]}
+        return model(w * a["mu"] + (1 - w) * b["mu"], w * a["cov"] + (1 - w) * b["cov"])
 
     def fit(key, rows, params0):
         w_N, x_NxD = rows["weight"], rows["x"]
@@ -216,17 +240,17 @@ def make_world(cfg: GaussianConfig) -> World:
         mu_D = (w_N @ x_NxD) / n
         xc_NxD = x_NxD - mu_D
         scatter_DxD = (xc_NxD * w_N[:, None]).T @ xc_NxD
-        return {"mu": mu_D, "cov": scatter_DxD / (n - 1.0 if unbiased else n)}
+        return model(mu_D, scatter_DxD / (n - 1.0 if unbiased else n))
 
     def evaluate(truth, params):
         mu_D, cov_DxD = params["mu"], params["cov"]
         mu_star, cov_star = truth["mu"], truth["cov_diag"]
-        evals = linalg.eigvalsh(cov_DxD)
+        evals = spectral(params)[0]
         var = jnp.trace(cov_DxD) / d
         sd_D = jnp.maximum(jnp.sqrt(jnp.clip(jnp.diagonal(cov_DxD), 0.0)), tiny)
         edge_D, off_D = k * jnp.sqrt(cov_star), mu_D - mu_star
         tail_D = ndtr((-edge_D - off_D) / sd_D) + ndtr((off_D - edge_D) / sd_D)
-        dist = w2sq(mu_D, cov_DxD, mu_star, cov_star)
+        dist = w2sq(mu_D, cov_DxD, mu_star, cov_star, evals if isotropic else None)
         return {
             "test_error": dist,
             "w2sq": dist,
