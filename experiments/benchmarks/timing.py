@@ -66,7 +66,7 @@ def _op_kind(name: str, source: str) -> str:
     """A coarse class of an XLA op for the profile summary."""
     if name.startswith(("eigh", "cholesky", "lu", "triangular", "qr", "svd")) or "/eigh" in source:
         return "LAPACK (eigh, cholesky, ...)"
-    if any(t in source for t in ("_normal", "_uniform", "threefry", "random_bits", "_gumbel")):
+    if any(t in source for t in ("_normal", "_uniform", "threefry", "random_bits", "_gumbel", "erfinv")):
         return "random numbers"
     if name.startswith(("sort", "top_k")) or any(t in source for t in ("sort", "top_k", "searchsorted")):
         return "sort / top_k / searchsorted"

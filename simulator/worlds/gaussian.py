@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
-from collapse_sim.simulator import linalg, traced
+from collapse_sim.simulator import linalg, normal, traced
 from collapse_sim.simulator.world import World, check_temperature
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
@@ -214,7 +214,7 @@ def make_world(cfg: GaussianConfig) -> World:
     isotropic = cfg.spectrum == "isotropic"
 
     def draw(key, mu_D, root_DxD, g):
-        z_NxD = jax.random.normal(key, (n_rows, d), dtype)
+        z_NxD = normal.normal(key, (n_rows, d), dtype)
         return {"x": mu_D + z_NxD @ root_DxD.T, "weight": weights(g)}
 
     def init(key):

@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from collapse_sim.simulator import linalg, traced
+from collapse_sim.simulator import linalg, normal, traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks, sample_sizes
 
@@ -334,7 +334,7 @@ def make_world(cfg: GMMConfig) -> World:
     def draw(key, w_K, mu_KxD, root_KxDxD, g):
         k_c, k_z = jax.random.split(key)
         c_N = jax.random.categorical(k_c, jnp.log(w_K), shape=(n_rows,))
-        z_NxD = jax.random.normal(k_z, (n_rows, d), dtype)
+        z_NxD = normal.normal(k_z, (n_rows, d), dtype)
         x_NxD = mu_KxD[c_N] + jnp.einsum("nde,ne->nd", root_KxDxD[c_N], z_NxD)
         return {"x": x_NxD, "weight": weights(g)}
 

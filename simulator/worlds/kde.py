@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from collapse_sim.simulator import traced
+from collapse_sim.simulator import normal, traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks, sample_sizes
 from collapse_sim.simulator.worlds.gmm import true_means_array, true_mixture
@@ -138,7 +138,7 @@ def make_world(cfg: KDEConfig) -> World:
     def draw_true(key, g):
         k_c, k_z = jax.random.split(key)
         c_N = jax.random.categorical(k_c, jnp.log(w_J), shape=(n_rows,))
-        z_NxD = jax.random.normal(k_z, (n_rows, d), dtype)
+        z_NxD = normal.normal(k_z, (n_rows, d), dtype)
         return {"x": mu_star[c_N] + sd * z_NxD, "weight": weights(g)}
 
     def init(key):
@@ -148,7 +148,7 @@ def make_world(cfg: KDEConfig) -> World:
         return draw_true(key, g)
 
     def sample(key, truth, params, g):
-        z_NxD = jax.random.normal(key, (n_rows, d), dtype)
+        z_NxD = normal.normal(key, (n_rows, d), dtype)
         return {"x": params["centres"] + h * z_NxD, "weight": weights(g)}
 
     def log_density(x_NxD, logw_N):

@@ -59,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from collapse_sim.simulator import linalg, traced
+from collapse_sim.simulator import linalg, normal, traced
 from collapse_sim.simulator.world import World
 from collapse_sim.simulator.worlds import checks
 
@@ -229,20 +229,20 @@ def make_world(cfg: RegressionConfig) -> World:
     slack = math.sqrt(2 / math.pi) * sigma
 
     def features(key):
-        return jax.random.normal(key, (T, d), dtype) * jnp.sqrt(lam)
+        return normal.normal(key, (T, d), dtype) * jnp.sqrt(lam)
 
     def labels(key, x, w):
-        return x @ w + sigma * jax.random.normal(key, (T,), dtype)
+        return x @ w + sigma * normal.normal(key, (T,), dtype)
 
     def init(key):
         if not shifted_rows:
             k_w, k_x = jax.random.split(key)
-            return {"w_star": jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)}
+            return {"w_star": normal.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)}
         # a third key for the shift's direction: fold_in(key, i) is split(key)[i], so the
         # direction must not come from fold_in(key, 1), the key the features are drawn with
         k_w, k_x, k_u = jax.random.split(key, 3)
-        w_star = jax.random.normal(k_w, (d,), dtype) / jnp.sqrt(d)
-        u = jax.random.normal(k_u, (d,), dtype)
+        w_star = normal.normal(k_w, (d,), dtype) / jnp.sqrt(d)
+        u = normal.normal(k_u, (d,), dtype)
         delta = cfg.shift_norm * u / jnp.sqrt(jnp.sum(lam * u * u))  # δᵀΣδ = shift_norm²
         return {"w_star": w_star, "x": features(k_x), "delta": delta}
 
