@@ -22,6 +22,7 @@ from collapse_sim.simulator import results
 class RenderFigures(Callback):
     def __init__(self) -> None:
         self.started = None
+        self.jobs: list[Path] = []  # the folders of this sweep's jobs run in this process
 
     def _render(self, config: DictConfig, runs, out_dir) -> None:
         if not config.run.get("figure", True) or not runs:
@@ -44,6 +45,10 @@ class RenderFigures(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()
+        self.jobs = []
+
+    def on_job_end(self, config: DictConfig, job_return: Any = None, **kwargs: Any) -> None:
+        self.jobs.append(Path(config.run.out_dir or config.hydra.runtime.output_dir).resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from collapse_sim.experiments.main import _dir_name
@@ -51,7 +56,11 @@ class RenderFigures(Callback):
         root = Path(config.run.out_dir or config.hydra.sweep.dir)
         if not root.exists():
             return
-        # The runs this sweep wrote (or finished): results newer than its start.
+        # The runs of this sweep: its jobs' folders (a job already complete from an earlier,
+        # interrupted invocation included), and results newer than its start (jobs that ran in
+        # other processes, e.g. under the joblib launcher)
         since = (self.started or 0.0) - 1.0
-        runs = [r for r in results.find_runs(root) if (r / results.META).stat().st_mtime >= since]
+        jobs = set(self.jobs)
+        runs = [r for r in results.find_runs(root)
+                if r.resolve() in jobs or (r / results.META).stat().st_mtime >= since]
         self._render(config, runs, root / "figures" / _dir_name(list(config.hydra.overrides.task)))
