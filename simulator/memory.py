@@ -80,7 +80,7 @@ def _regression(w, f, G, regime) -> Footprint:
     summarized = regime == "accumulate"  # the running sums of G̃, X̃ᵀWy, n (world.summarize)
     rows_fit = T * (1 if summarized else _regime_sets(regime, G))  # accumulate_subsample scores its whole pool
     return Footprint(
-        row=(d + 2) * f, rows=T, params=(d + 2) * f, truth=(d + fixed * T * d) * f,
+        row=(d + 2) * f, rows=T, params=(d + 2) * f, truth=(d + fixed * T * (d + 1)) * f,
         work=(rows_fit * (d + 2) + 4 * d * d) * f, record=8 * 8,
         state=(d * d + d + 2) * f if summarized else None,
     )

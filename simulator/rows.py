@@ -26,10 +26,23 @@ def where(mask: jax.Array, on_true: dict, on_false: dict) -> dict:
     """Row-wise select: row i from ``on_true`` where ``mask[i]``, else from ``on_false``."""
 
     def pick(a, b):
+        if a is b:  # one array on both sides (a fixed design's x): nothing to pick, and the result
+            return a  # stays the array itself, so what is computed from it alone stays loop-invariant
         m = mask.reshape(mask.shape + (1,) * (a.ndim - 1))
         return jnp.where(m, a, b)
 
     return jax.tree.map(pick, on_true, on_false)
+
+
+def without_fixed(rows: dict, world) -> dict:
+    """``rows`` less the fields the world takes from the truth (``World.fixed_fields``): what a
+    regime that keeps rows needs to carry."""
+    return {k: v for k, v in rows.items() if k not in world.fixed_fields}
+
+
+def with_fixed(rows: dict, world, truth) -> dict:
+    """Rows kept by :func:`without_fixed`, whole again: the fixed fields are the truth's arrays."""
+    return {**rows, **{k: truth[k] for k in world.fixed_fields}}
 
 
 def empty_pool(template: dict, capacity: int) -> dict:
@@ -58,18 +71,28 @@ def stable_ranks(keys_N: jax.Array) -> jax.Array:
     return jnp.sum(before, axis=1)
 
 
+def smallest_stable(keys_N: jax.Array, m) -> jax.Array:
+    """The mask of the entries whose stable ascending rank (ties by index) is below ``m``, the
+    same as ``stable_ranks(keys_N) < m``, from one sort of the keys: the m-th smallest key t,
+    then every key below t and the first (m − #below) of those equal to t."""
+    t = jnp.sort(keys_N)[jnp.clip(m - 1, 0, keys_N.shape[0] - 1)]
+    below, tie = keys_N < t, keys_N == t
+    return (below | (tie & (jnp.cumsum(tie) <= m - jnp.sum(below)))) & (m > 0)
+
+
 def random_subset_mask(key: jax.Array, n: int, m) -> jax.Array:
     """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions: the
     first ``m`` of a random permutation (``m`` may be traced).
 
     ``jax.random.permutation(key, n)`` is, for n <= 2^(32/3) (one round of its shuffle), a stable
     sort of arange(n) by 32-bit keys drawn with ``split(key)[1]``; entry j is among the first m
-    exactly when its key's stable rank is below m, so for small n the ranks give the same mask
-    without the sort."""
+    exactly when its key's stable rank is below m, so for such n the ranks give the same mask
+    without sorting the permutation and scattering it (by n² comparisons up to RANK_MAX_N, by
+    :func:`smallest_stable` above)."""
     one_round = math.ceil(3 * math.log(max(1, n)) / math.log(2**32 - 1)) <= 1
-    if one_round and n <= RANK_MAX_N:
+    if one_round:
         bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
-        return stable_ranks(bits) < m
+        return stable_ranks(bits) < m if n <= RANK_MAX_N else smallest_stable(bits, m)
     return jnp.zeros((n,), bool).at[jax.random.permutation(key, n)].set(jnp.arange(n) < m)
 
 

@@ -56,7 +56,14 @@ Optional sufficient statistics, both or neither:
 - ``fit_summary(key, summary, params0) -> params``: the fit from a summary, so
   that ``fit(key, rows, params0) == fit_summary(key, summarize(rows), params0)``.
 
-With them ``accumulate`` carries a running summary instead of the pool of every
+``fixed_fields``: the row fields that every real and synthetic training set takes
+unchanged from the truth entry of the same name (regression's fixed design: ``x`` and
+``weight``);
+a regime that keeps real rows (``mix``) keeps them without those fields and reads them
+from the truth, so the training set's x is the truth's x itself and what is computed
+from it alone (the Gram matrix) is computed once, not every generation.
+
+With ``summarize`` and ``fit_summary`` ``accumulate`` carries a running summary instead of the pool of every
 generation's rows, and a generation costs one training set's statistics whatever
 the pool's size (regression: G̃ = X̃ᵀWX̃, X̃ᵀWy and Σw).
 """
@@ -85,6 +92,7 @@ class World(NamedTuple):
     average: Optional[Callable[..., Any]] = None
     summarize: Optional[Callable[..., Any]] = None
     fit_summary: Optional[Callable[..., Any]] = None
+    fixed_fields: tuple = ()
 
 
 def check_temperature(value, field: str = "world.temperature") -> None:

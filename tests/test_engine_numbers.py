@@ -67,7 +67,8 @@ def test_subset_masks_by_ranks_equal_the_permutations_and_break_ties_by_index():
     from collapse_sim.simulator import rows as R
 
     keys = jax.random.split(jax.random.key(3), 200)
-    for n, m in [(12, 3), (40, 8), (R.RANK_MAX_N, 30), (7, 0), (7, 7)]:
+    for n, m in [(12, 3), (40, 8), (R.RANK_MAX_N, 30), (7, 0), (7, 7), (400, 0), (400, 1), (400, 40), (400, 400),
+                 (1625, 800)]:
         by_ranks = jax.vmap(lambda k, n=n, m=m: R.random_subset_mask(k, n, m))(keys)
         by_sort = jax.vmap(
             lambda k, n=n, m=m: jnp.zeros((n,), bool).at[jax.random.permutation(k, n)].set(jnp.arange(n) < m)
@@ -75,4 +76,7 @@ def test_subset_masks_by_ranks_equal_the_permutations_and_break_ties_by_index():
         np.testing.assert_array_equal(by_ranks, by_sort)
         assert np.all(np.sum(by_ranks, axis=1) == m)
     tied = np.random.default_rng(0).integers(0, 4, 50).astype(np.uint32)
-    np.testing.assert_array_equal(R.stable_ranks(jnp.asarray(tied)), np.argsort(np.argsort(tied, kind="stable")))
+    ranks = np.argsort(np.argsort(tied, kind="stable"))
+    np.testing.assert_array_equal(R.stable_ranks(jnp.asarray(tied)), ranks)
+    for m in range(51):  # the one-sort selection of larger n, on keys with many ties
+        np.testing.assert_array_equal(R.smallest_stable(jnp.asarray(tied), m), ranks < m)

@@ -198,3 +198,23 @@ def test_random_keys_are_distinct_positive_normal_floats():
     assert keys.dtype == np.float32 and np.all(np.isfinite(keys))
     assert np.all(keys >= np.finfo(np.float32).tiny)  # no subnormals, which flush-to-zero would tie
     assert len(np.unique(keys)) >= 100_000 - 10  # ties: expected n²·2^-32 ≈ 2.3 here
+
+
+@pytest.mark.parametrize("name", ["mix", "token_edit"])
+def test_regimes_that_keep_real_rows_take_a_fixed_design_from_the_truth(world, name):
+    """The fixed design's x and weights (World.fixed_fields) are not carried in the regime's state;
+    the training set's x is the truth's array itself (what is computed from it alone is
+    loop-invariant), and the rows are those a regime carrying them would build."""
+    cfg = regime_config(name, **({"real_source": "original"} if name == "mix" else {}))
+    regime, truth, real, params, state = setup(world, cfg)
+    assert world.fixed_fields == ("x", "weight")
+    kept = state["real"]
+    assert set(kept) == {"y"}
+    train, _, _ = regime.step(jax.random.key(5), state, truth, params, 1)
+    assert train["x"] is truth["x"] and train["weight"] is truth["weight"]
+    carried = make_regime(cfg, world._replace(fixed_fields=()), G)
+    state_all = carried.init(jax.random.fold_in(jax.random.key(0), 2), truth, real, params)
+    assert set(state_all["real"]) == {"x", "y", "weight"}
+    train_all, _, _ = carried.step(jax.random.key(5), state_all, truth, params, 1)
+    for k in ("x", "y", "weight"):
+        np.testing.assert_array_equal(train[k], train_all[k])

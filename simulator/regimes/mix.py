@@ -66,12 +66,13 @@ def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
     src = curation.source(cfg.curation, world)
 
     def init(key, truth, real, params0):
+        real = R.without_fixed(real, world)  # a fixed design's x is the truth's
         return {"real": real, "mask": R.random_subset_mask(key, T, m), "curation": src.init(params0)}
 
     def step(key, state, truth, params, g):
         k_sample, k_real, k_mask = split_keys(key)
         synthetic, stats = src.draw(k_sample, state["curation"], truth, params, g)
-        real = world.real(k_real, truth, g) if fresh else state["real"]
+        real = world.real(k_real, truth, g) if fresh else R.with_fixed(state["real"], world, truth)
         mask = R.random_subset_mask(k_mask, T, m) if redraw else state["mask"]
         train = R.where(mask, real, synthetic)
         return train, state, curation.train_stats(src, train, {"real_share": jnp.mean(mask), **stats})

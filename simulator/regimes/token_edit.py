@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from collapse_sim.simulator import rows as R
 from collapse_sim.simulator.regimes.regime import (
     Regime,
     RegimeConfig,
@@ -123,17 +124,18 @@ def make(cfg: TokenEditConfig, world: World, n_generations: int) -> Regime:
 
     def init(key, truth, real, params0):
         rank = jnp.argsort(jax.random.permutation(key, T))
+        real = R.without_fixed(real, world)  # a fixed design's x is the truth's
         state = {"real": real, "current": real, "rank": rank}
         return state | ({"prior": params0} if fixed_prior else {})
 
     def step(key, state, truth, params, g):
         k_sample, _, k_mask = split_keys(key)
-        data = state["real"] if from_original else state["current"]
+        data = R.with_fixed(state["real"] if from_original else state["current"], world, truth)
         mask = eligible(k_mask, state["rank"], g)
         prior = truth["base"] if base_prior else state["prior"] if fixed_prior else params
         edited, stats = world.edit(k_sample, truth, prior, data, mask)
         stats = {"eligible_share": jnp.mean(mask), **stats}
-        return edited, {**state, "current": edited}, stats
+        return edited, {**state, "current": R.without_fixed(edited, world)}, stats
 
     return Regime(cfg.name, init, step)
 

@@ -235,23 +235,26 @@ def make_world(cfg: RegressionConfig) -> World:
         return x @ w + sigma * normal.normal(key, (T,), dtype)
 
     def init(key):
+        """w*, the design x (used by the fixed design) and, fixed, its rows' weights (ones):
+        every training set's x and weight are these arrays (``World.fixed_fields``)."""
+        fixed_rows = {"weight": jnp.ones((T,), dtype)} if fixed else {}
         if not shifted_rows:
             k_w, k_x = jax.random.split(key)
-            return {"w_star": normal.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)}
+            return {"w_star": normal.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)} | fixed_rows
         # a third key for the shift's direction: fold_in(key, i) is split(key)[i], so the
         # direction must not come from fold_in(key, 1), the key the features are drawn with
         k_w, k_x, k_u = jax.random.split(key, 3)
         w_star = normal.normal(k_w, (d,), dtype) / jnp.sqrt(d)
         u = normal.normal(k_u, (d,), dtype)
         delta = cfg.shift_norm * u / jnp.sqrt(jnp.sum(lam * u * u))  # δᵀΣδ = shift_norm²
-        return {"w_star": w_star, "x": features(k_x), "delta": delta}
+        return {"w_star": w_star, "x": features(k_x), "delta": delta} | fixed_rows
 
     def table(x, y):
         return {"x": x, "y": y, "weight": jnp.ones((T,), dtype)}
 
     def draw(key, truth, w):
         if fixed:
-            return table(truth["x"], labels(key, truth["x"], w))
+            return {"x": truth["x"], "y": labels(key, truth["x"], w), "weight": truth["weight"]}
         k_x, k_y = jax.random.split(key)
         x = features(k_x)
         return table(x, labels(k_y, x, w))
@@ -378,5 +381,5 @@ def make_world(cfg: RegressionConfig) -> World:
         return out
 
     return World("regression", T, init, real, fit, sample, evaluate, edit, verify=verify, average=average,
-                 summarize=summarize, fit_summary=fit_summary)
+                 summarize=summarize, fit_summary=fit_summary, fixed_fields=("x", "weight") if fixed else ())
 Config = RegressionConfig
