@@ -56,16 +56,16 @@ Optional sufficient statistics, both or neither:
 - ``fit_summary(key, summary, params0) -> params``: the fit from a summary, so
   that ``fit(key, rows, params0) == fit_summary(key, summarize(rows), params0)``.
 
-``fixed_fields``: the row fields that every real and synthetic training set takes
-unchanged from the truth entry of the same name (regression's fixed design: ``x`` and
-``weight``);
-a regime that keeps real rows (``mix``) keeps them without those fields and reads them
-from the truth, so the training set's x is the truth's x itself and what is computed
-from it alone (the Gram matrix) is computed once, not every generation.
-
-With ``summarize`` and ``fit_summary`` ``accumulate`` carries a running summary instead of the pool of every
+With them ``accumulate`` carries a running summary instead of the pool of every
 generation's rows, and a generation costs one training set's statistics whatever
 the pool's size (regression: G̃ = X̃ᵀWX̃, X̃ᵀWy and Σw).
+
+``fixed_fields``: the row fields that every real and synthetic training set takes
+unchanged from the truth entry of the same name (regression's fixed design: ``x``
+and ``weight``).  A regime that keeps real rows (``mix``, ``token_edit``) carries
+them without those fields and reads them from the truth, so a training set's x is
+the truth's array itself and what is computed from it alone (the Gram matrix and
+its factorisation) is computed once a run, not every generation.
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ def test_non_finite_state_stops_the_run_though_every_record_is_finite(tmp_path, 
             rows = world.sample(key, truth, params, g)
             return rows | {"shadow": jnp.where(g >= 3, jnp.nan, 0.0) * jnp.ones_like(rows["weight"])}
 
-        return world._replace(real=real, sample=sample)
+        # without sufficient statistics (World.summarize) accumulate carries the pool of rows
+        return world._replace(real=real, sample=sample, summarize=None, fit_summary=None)
 
     monkeypatch.setattr(run_module.compute, "make_world", world_with_a_bad_column)
     monkeypatch.setattr(run_module.compute, "_PROGRAMS", type(run_module.compute._PROGRAMS)())
