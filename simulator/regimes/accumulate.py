@@ -58,7 +58,7 @@ def pool_stats(pool: dict) -> dict:
 
 def make(cfg: AccumulateConfig, world: World, n_generations: int) -> Regime:
     src = curation.source(cfg.curation, world)
-    if world.summarize is not None and world.fit_summary is not None:
+    if world.summarize is not None and world.fit_summary is not None and world.inspect is None:  # inspect reads rows
         return _make_summarized(cfg, world, src)
 
     def initial_train(real):
