@@ -5,8 +5,8 @@
 - the carried state of every seed (the driver keeps all seeds' carries between
   chunks, whatever ``run.seed_batch``): the world's truth, the newest model and
   the generation-0 model, and the regime's rows, ``(G+1)`` training sets for the
-  accumulate regimes (regression's ``accumulate``: the running sums of its
-  statistics), one or two for the others;
+  accumulate regimes (regression's and categorical's ``accumulate``: the running
+  sums of their statistics), one or two for the others;
 - the work of one seed batch (``run.seed_batch`` seeds, all of them when 0)
   during a generation: the training set, the sampled rows and what the fit builds
   (Gram matrices, responsibilities, n-gram tables, gradients and Adam moments);
@@ -125,11 +125,13 @@ def _categorical(w, f, G, regime) -> Footprint:
     from collapse_sim.simulator.worlds import sample_sizes
 
     V, N = w.V, sample_sizes.n_rows(w.M, w.M_schedule)
+    summarized = regime == "accumulate"  # the running counts (world.summarize)
     return Footprint(
         row=4 + f, rows=N, params=V * f, truth=V * f,
-        work=(10 * V + 3 * N * _regime_sets(regime, G)) * f + 4 * N,
+        work=(10 * V + 3 * N * (1 if summarized else _regime_sets(regime, G))) * f + 4 * N,
         record=(12 + (V if w.record_probs else 0)) * 8,
         shared=V * (3 * 8 + 2 * f + 1),  # p* and the tail set in numpy (float64) and on the device
+        state=(V + 2) * f if summarized else None,
     )
 
 

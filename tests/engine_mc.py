@@ -67,16 +67,18 @@ def run_each_regime(world_cfg, regimes=REGIMES, G: int = 2, seed: int = 0) -> di
     out = {}
     for regime_cfg in regimes:
         regime = make_regime(regime_cfg, world, G)
+        # as simulator/loop.py: a regime's own fit (accumulate's running summary) where it has one
+        fit_g = fit if regime.fit is None else jax.jit(lambda key, train, r=regime: r.fit(key, train, None))
         k_truth, k_real, k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, 0), 4)
         truth = world.init(k_truth)
         real = world.real(k_real, truth, 0)
-        params = params0 = fit(k_fit, real)
+        params = params0 = fit(k_fit, regime.initial_train(real))
         state = regime.init(k_regime, truth, real, params0)
         records = [world.evaluate(truth, params)]
         for g in range(1, G + 1):
             k_regime, k_fit = jax.random.split(jax.random.fold_in(seed_key, g))
             train, state, _ = regime.step(k_regime, state, truth, params, g)
-            params = fit(k_fit, train)
+            params = fit_g(k_fit, train)
             records.append(world.evaluate(truth, params))
         out[regime_id(regime_cfg)] = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
     return out

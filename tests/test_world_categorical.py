@@ -99,3 +99,25 @@ def test_smoothing_keeps_every_outcome_alive():
 def test_bad_input_fails_at_start_naming_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         categorical.Config(**kwargs)
+
+
+@pytest.mark.parametrize("curated", [False, True])
+def test_accumulate_by_running_counts_equals_the_pool_bit_for_bit(curated):
+    """accumulate keeps the running sums of the counts (world.summarize); counts of 0/1 weights are
+    whole numbers, so every record equals the pool's fit exactly, curated or not."""
+    import jax
+
+    from collapse_sim.simulator.loop import make_simulate, seed_keys
+    from collapse_sim.simulator.regimes import config as regime_config, make_regime
+
+    cfg = categorical.Config(V=12, M_schedule=[30, 20, 25], smoothing=0.5)
+    world = categorical.make_world(cfg)
+    pooled = world._replace(summarize=None, fit_summary=None)
+    kwargs = {"curation": {"rule": "top_fraction", "keep_fraction": 0.5}} if curated else {}
+    rcfg = regime_config("accumulate", **kwargs)
+    keys = seed_keys(jax.random.key(0), range(8))
+    a = make_simulate(world, make_regime(rcfg, world, 5), 5)(keys)
+    b = make_simulate(pooled, make_regime(rcfg, pooled, 5), 5)(keys)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

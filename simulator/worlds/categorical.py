@@ -175,9 +175,19 @@ def make_world(cfg: CategoricalConfig) -> World:
     def point(rows):
         return rows["x"][:, None].astype(dtype)
 
+    def summarize(rows):
+        """Weighted counts per outcome, their total and the rows of positive weight: additive over
+        rows, so ``accumulate`` keeps their running sums (whole numbers: exact in any order)."""
+        w_N = rows["weight"]
+        counts_V = jnp.zeros((V,), dtype).at[rows["x"]].add(w_N)
+        return {"counts": counts_V, "n": jnp.sum(w_N), "rows": jnp.sum(w_N > 0).astype(dtype)}
+
+    def fit_summary(key, summary, params0):
+        """Additive smoothing, p̂ = (counts + α) / (n + α V)."""
+        return {"p": (summary["counts"] + alpha) / (summary["n"] + alpha * V)}
+
     def fit(key, rows, params0):
-        counts_V = jnp.zeros((V,), dtype).at[rows["x"]].add(rows["weight"])
-        return {"p": (counts_V + alpha) / (jnp.sum(rows["weight"]) + alpha * V)}
+        return fit_summary(key, summarize(rows), params0)
 
     def evaluate(truth, params):
         p, q = params["p"], truth["p"]
@@ -199,7 +209,8 @@ def make_world(cfg: CategoricalConfig) -> World:
             out["probs"] = p
         return out
 
-    return World("categorical", n_rows, init, real, fit, sample, evaluate, point=point)
+    return World("categorical", n_rows, init, real, fit, sample, evaluate, point=point,
+                 summarize=summarize, fit_summary=fit_summary)
 
 
 Config = CategoricalConfig
