@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from collapse_sim.simulator import traced
+from collapse_sim.simulator import normal, traced
 from collapse_sim.simulator.loop import make_generation, seed_keys, zeros_like
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh
@@ -213,6 +213,10 @@ def build(exp, points=None) -> Program:
         shapes = traced.key_of([options, jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)])
         return prog.executables.get(shapes), shapes
 
+    def lower(args):
+        with normal.xla_erfinv(bool(options)):  # LLVM's optimisations off: XLA's own normal draws
+            return prog.fn.lower(*args)
+
     def blank():
         return jax.device_put(zeros_like(carry_like), sharding)
 
@@ -223,7 +227,7 @@ def build(exp, points=None) -> Program:
         exe, shapes = executable(args)
         if exe is not None or check_only:
             return exe is None
-        prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+        prog.executables[shapes] = lower(args).compile(options)
         return True
 
     def step(carry, gens, start):
@@ -231,7 +235,7 @@ def build(exp, points=None) -> Program:
         for args in args_of(carry, gens, start):
             exe, shapes = executable(args)
             if exe is None:
-                exe = prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+                exe = prog.executables[shapes] = lower(args).compile(options)
             outs.append(exe(*args))
         if len(outs) == 1:
             return outs[0]

@@ -106,3 +106,12 @@ def test_vmap_jit_and_keys():
 def test_bad_dtype_is_jax_error():
     with pytest.raises(ValueError, match="int32"):
         nrm.normal(jax.random.key(0), (3,), jnp.int32)
+
+
+def test_inside_xla_erfinv_the_draws_are_jax_random_normal_itself():
+    """Programs compiled with LLVM's optimisations off trace normal() as jax.random.normal."""
+    key = jax.random.key(11)
+    with nrm.xla_erfinv():
+        inside = nrm.normal(key, (500,), jnp.float64)
+    assert jnp.array_equal(inside, jax.random.normal(key, (500,), jnp.float64))
+    assert not jnp.array_equal(nrm.normal(key, (500,), jnp.float64), inside)  # outside: the faster erfinv
