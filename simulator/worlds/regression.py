@@ -276,27 +276,29 @@ def make_world(cfg: RegressionConfig) -> World:
         share = jnp.mean(eligible.astype(dtype))
         return out, {"edited_share": share}
 
-    def moments(x, y, w):
-        """X̃ᵀWX̃ and X̃ᵀW y of the rows (x, y, w), x̃ = x Σ^{-1/2} (×1 left out when isotropic)."""
-        x = x if isotropic else x * inv_root
-        return x.T @ (w[:, None] * x), x.T @ (w * y)
-
     def summarize(rows):
         """The fit's sufficient statistics, additive over rows: G̃ = X̃ᵀWX̃, X̃ᵀW y, n = Σ weights
-        in the whitened basis x̃ = x Σ^{-1/2}, and the count of rows of positive weight."""
-        w = rows["weight"]
-        gram, rhs = moments(rows["x"], rows["y"], w)
-        return {"gram": gram, "rhs": rhs, "n": jnp.sum(w), "rows": jnp.sum(w > 0).astype(dtype)}
+        in the whitened basis x̃ = x Σ^{-1/2} (×1 left out when isotropic), and the count of rows
+        of positive weight."""
+        w, y = rows["weight"], rows["y"]
+        x = rows["x"] if isotropic else rows["x"] * inv_root
+        return {"gram": x.T @ (w[:, None] * x), "rhs": x.T @ (w * y), "n": jnp.sum(w),
+                "rows": jnp.sum(w > 0).astype(dtype)}
+
+    def scaled_ridge(gram, n):
+        """(a, s) for a ridge on a power-law spectrum: the penalty λ n ||w||² = λ n w̃ᵀ Σ^{-1} w̃, so
+        a = s (G̃ + λ n Σ^{-1}) s with the diagonal scaling s = diag(G̃ + λ n Σ^{-1})^{-1/2}, which
+        keeps the matrix decomposed well conditioned when Σ^{-1} spans many orders of magnitude."""
+        a = gram + jnp.diag(ridge * n / lam)
+        s = 1.0 / jnp.sqrt(jnp.diagonal(a))
+        return a * s[:, None] * s[None, :], s
 
     def solve_eigh(gram, rhs, n, min_eig=True):
         """(w̃, the condition number of the matrix decomposed, G̃'s smallest eigenvalue): the
         eigendecomposition, the minimum-norm solution where G̃ is singular (OLS)."""
         if use_ridge and not isotropic:
-            # penalty λ n ||w||² = λ n w̃ᵀ Σ^{-1} w̃; the diagonal scaling s keeps the matrix
-            # decomposed well conditioned when Σ^{-1} spans many orders of magnitude
-            a = gram + jnp.diag(ridge * n / lam)
-            s = 1.0 / jnp.sqrt(jnp.diagonal(a))
-            evals, evecs = linalg.eigh(a * s[:, None] * s[None, :])
+            a, s = scaled_ridge(gram, n)
+            evals, evecs = linalg.eigh(a)
             w_tilde = s * (evecs @ ((evecs.T @ (s * rhs)) / evals))
             cond = evals[-1] / evals[0]
             return w_tilde, cond, linalg.eigvalsh(gram)[0] if min_eig else None
@@ -316,9 +318,7 @@ def make_world(cfg: RegressionConfig) -> World:
         for the matrix and scaling :func:`solve_eigh` decomposes; cond₂(a) <= ||a||_∞ ||L⁻¹||_F²
         (NaN where the factorisation fails)."""
         if use_ridge and not isotropic:
-            a = gram + jnp.diag(ridge * n / lam)
-            s = 1.0 / jnp.sqrt(jnp.diagonal(a))
-            a = a * s[:, None] * s[None, :]
+            a, s = scaled_ridge(gram, n)
         else:
             a = gram + ridge * n * jnp.eye(d, dtype=dtype) if use_ridge else gram
             s = jnp.ones((d,), dtype)
