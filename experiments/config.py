@@ -33,3 +33,10 @@ def register() -> None:
         cs.store(group="regime", name=f"{name}_schema", node=regime_module(name).Config)
     for name in WORLDS:
         cs.store(group="world", name=f"{name}_schema", node=world_module(name).Config)
+    # The default launcher: found by hydra's plugin scan in an installed wheel, registered
+    # here for an editable install (whose namespace packages the scan does not see).
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.collapse_sim_launcher import GridLauncher, GridLauncherConf
+
+    Plugins.instance().register(GridLauncher)
+    cs.store(group="hydra/launcher", name="grid", node=GridLauncherConf, provider="collapse_sim")

@@ -115,35 +115,92 @@ def _log_to_main_log() -> None:
             h.addFilter(lambda record: not record.name.startswith("collapse_sim"))
 
 
-def _job(cfg) -> None:
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from collapse_sim.simulator.driver import run_saved
-
+def _quiet_logs() -> None:
     # Hydra sets every logger to INFO; JAX's backend probing is noise to a user.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     _log_to_main_log()
 
+
+def _typed(cfg):
+    """The typed config (world, regime, run) of a job's config, or a ValueError naming what is wrong."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     bad = unknown_key(cfg)
     if bad:
-        fail(bad)
+        raise ValueError(bad)
     try:
-        config = OmegaConf.to_object(cfg)
+        return OmegaConf.to_object(cfg)
     except (ValueError, OmegaConfBaseException) as e:
-        fail(str(e).splitlines()[0])
-    hc = HydraConfig.get()
-    out_dir = hc.runtime.output_dir
-    multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
+        raise ValueError(str(e).splitlines()[0]) from None
+
+
+def _where(config, output_dir, subdir, overrides: list, multirun: bool) -> tuple[Path, str]:
+    """A job's run folder and the label of its messages."""
+    out_dir = Path(output_dir)
     if config.run.out_dir:
         # In a sweep every job gets its own folder below run.out_dir.
-        out_dir = Path(config.run.out_dir) / hc.sweep.subdir if multirun else config.run.out_dir
+        out_dir = Path(config.run.out_dir) / subdir if multirun else Path(config.run.out_dir)
     label = f"{config.world.name}/{config.regime.name}"
     if multirun:  # a sweep's messages say which job they are about
-        label += f" [{_dir_name(list(hc.overrides.task))}]"
+        label += f" [{_dir_name(overrides)}]"
+    return out_dir, label
+
+
+def run_grids(sweep_configs: list) -> None:
+    """Before a sweep's jobs run one by one (``hydra/launcher=grid``): the jobs that differ only
+    in traced numbers run together, one compiled call per group (``simulator/sweep.py``), and
+    each job's folder is written; a job that is not in a group, or whose config is bad, is left
+    to its own turn.  ``sweep_configs``: the jobs' composed configs, hydra node included."""
+    import copy
+
+    from omegaconf import OmegaConf, open_dict
+
+    from collapse_sim.simulator import sweep
+
+    _quiet_logs()
+    jobs = []
+    for c in sweep_configs:
+        task = copy.deepcopy(c)
+        with open_dict(task):
+            del task["hydra"]
+        try:
+            config = _typed(task)
+            output_dir = Path(OmegaConf.select(c, "hydra.sweep.dir")) / str(OmegaConf.select(c, "hydra.sweep.subdir"))
+            out_dir, label = _where(config, output_dir.absolute(), c.hydra.sweep.subdir,
+                                    list(c.hydra.overrides.task), multirun=True)
+        except ValueError:
+            continue
+        jobs.append(sweep.Job(config, out_dir, label))
     try:
-        path = run_saved(config, out_dir, label)
+        sweep.run_saved_grid(jobs)
+    except (ValueError, FloatingPointError) as e:
+        fail(str(e))
+    except OSError as e:
+        fail(str(e), 2 if isinstance(e, FileNotFoundError) else 1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _job(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from collapse_sim.simulator import sweep
+    from collapse_sim.simulator.driver import run_saved
+
+    _quiet_logs()
+    try:
+        config = _typed(cfg)
+    except ValueError as e:
+        fail(str(e))
+    hc = HydraConfig.get()
+    multirun = hc.mode is not None and hc.mode.name == "MULTIRUN"
+    out_dir, label = _where(config, hc.runtime.output_dir, hc.sweep.subdir, list(hc.overrides.task), multirun)
+    try:
+        path = sweep.outcome(config, out_dir) if multirun else None
+        if isinstance(path, BaseException):
+            raise path
+        path = path or run_saved(config, out_dir, label)
     except (ValueError, FloatingPointError) as e:
         fail(str(e))
     except OSError as e:  # the run folder, a lock held by another run, a full disk
@@ -172,7 +229,7 @@ def cli() -> None:
 
     from collapse_sim.experiments.config import register
 
-    register()
+    register()  # the schemas, and the grid launcher (hydra/launcher=grid)
     OmegaConf.register_new_resolver("dir_name", _dir_name, replace=True)
     sys.argv[1:] = _single_run(sys.argv[1:])
     hydra.main(version_base="1.3", config_path="conf", config_name="config")(_job)()

@@ -230,14 +230,21 @@ def _simulate(config, out_dir, prog, key, label, writer, cache, clock) -> Path:
     finally:
         progress.close()
 
-    records, meta = compute.attach_theory(config, _concat(parts))
+    timings = {"first_generation_seconds": t_first, "run_seconds": t_sim, "compute_seconds": compute_s}
+    return finish(config, out_dir, key, _concat(parts), timings, mesh, cache, clock, writer)
+
+
+def finish(config, out_dir, key: str, records: dict, timings: dict, mesh, cache, clock, writer: bool,
+           extra: dict | None = None) -> Path:
+    """Attach the theory, write ``records.npz`` and ``results.json`` (config, timings, compile
+    counts, devices, provenance; ``extra`` added), then mark the run complete."""
+    run = config.run
+    records, meta = compute.attach_theory(config, records)
     meta = {
         "config": meta["config"],
         "config_hash": key,
         "theory": meta["theory"],
-        "first_generation_seconds": t_first,
-        "run_seconds": t_sim,
-        "compute_seconds": compute_s,
+        **timings,
         "compile_seconds": clock.seconds,
         "compile": {"programs": clock.programs, "cache_hits": clock.cache_hits, "cache_misses": clock.cache_misses,
                     "cache_dir": cache},
@@ -245,11 +252,12 @@ def _simulate(config, out_dir, prog, key, label, writer, cache, clock) -> Path:
         "device": str(jax.devices()[0]),
         "platform": jax.default_backend(),
         "precision": run.precision,
+        **(extra or {}),
         **provenance(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if writer:
         with interrupts.critical():  # results, then the marker: an interrupt sees all or none
             checksums = results.save(out_dir, records, meta)
-            checkpoint.mark_complete(out_dir, key, G, checksums)
+            checkpoint.mark_complete(out_dir, key, run.n_generations, checksums)
     return out_dir

@@ -146,15 +146,18 @@ def test_version_is_the_package_version():
 
 def test_a_wheel_installs_one_top_level_name_that_user_folders_do_not_shadow(tmp_path):
     """Built as a wheel (not editable) and installed alone into a fresh environment, the
-    project adds the single top-level package ``collapse_sim``; from a folder holding the
-    user's own ``experiments/`` and ``figures/`` packages it still imports and runs."""
+    project adds the single top-level package ``collapse_sim`` (and its launcher in hydra's
+    plugin namespace, which hydra's scan finds there); from a folder holding the user's own
+    ``experiments/`` and ``figures/`` packages it still imports and runs."""
     wheels = tmp_path / "wheels"
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     (wheel,) = wheels.glob("collapse_sim-*.whl")
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist() if not n.split("/")[0].endswith((".dist-info", ".data"))}
-    assert tops == {"collapse_sim"}, tops
+    assert tops == {"collapse_sim", "hydra_plugins"}, tops
+    plugins = {n.split("/")[1] for n in zipfile.ZipFile(wheel).namelist() if n.startswith("hydra_plugins/")}
+    assert plugins == {"collapse_sim_launcher"}, plugins
     assert any(n.endswith("experiments/conf/regime/mix.yaml") for n in zipfile.ZipFile(wheel).namelist())
     site = tmp_path / "site"
     p = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -177,3 +180,7 @@ def test_a_wheel_installs_one_top_level_name_that_user_folders_do_not_shadow(tmp
     p = subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, env=env, cwd=user)
     assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "out" / "records.npz").is_file()
+    code = ("from hydra.core.plugins import Plugins; "
+            "print('hydra_plugins.collapse_sim_launcher.GridLauncher' in Plugins.instance().class_name_to_class)")
+    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, cwd=user)
+    assert p.stdout.strip() == "True", p.stderr[-2000:]  # found by hydra's own scan, not only registered

@@ -1,6 +1,8 @@
 """pyproject.toml installs every package folder of the project: each folder under
 simulator/, theory/, experiments/ and figures/ that holds an ``__init__.py`` is listed
-as a ``collapse_sim.*`` package, and every entry point names a module that exists."""
+as a ``collapse_sim.*`` package (the hydra launcher under experiments/hydra_plugins/ as
+``hydra_plugins.*``, where hydra looks for plugins), and every entry point names a module
+that exists."""
 
 import importlib.util
 import tomllib
@@ -16,7 +18,9 @@ def test_every_package_folder_is_listed():
     for top in ("simulator", "theory", "experiments", "figures"):
         for init in (ROOT / top).rglob("__init__.py"):
             if "__pycache__" not in init.parts:
-                found.add(".".join(["collapse_sim", *init.parent.relative_to(ROOT).parts]))
+                parts = init.parent.relative_to(ROOT).parts
+                plugin = parts[:2] == ("experiments", "hydra_plugins")
+                found.add(".".join(["hydra_plugins", *parts[2:]] if plugin else ["collapse_sim", *parts]))
     assert found - listed == set(), f"package folders missing from pyproject.toml: {sorted(found - listed)}"
     assert listed - found == set(), f"pyproject.toml lists packages with no folder: {sorted(listed - found)}"
 

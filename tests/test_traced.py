@@ -83,7 +83,7 @@ def test_a_grid_needs_a_list_of_values():
 def test_a_command_line_sweep_over_a_traced_field_compiles_once(tmp_path):
     args = ["--multirun", "regime=mix", "regime.real_fraction=0.2,0.7", "world.d=3", "world.T=10",
             "run.n_seeds=4", "run.n_generations=2", "run.theory_designs=20", f"hydra.sweep.dir={tmp_path}",
-            "run.figure=false", "run.progress=false"]
+            "run.figure=false", "run.progress=false", "hydra/launcher=basic"]  # jobs one after another
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_NO_CACHE": "1"}
     p = subprocess.run([sys.executable, "-m", "collapse_sim", *args], capture_output=True, text=True, env=env,
                        cwd=tmp_path)

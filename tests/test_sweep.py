@@ -1,0 +1,118 @@
+"""A sweep's jobs that differ only in traced numbers run as one compiled call (the grid
+launcher, ``hydra/launcher=grid``, and ``simulator/sweep.py``), and each job's folder holds
+what a separate run of it writes: the same numbers seed for seed, resumable, its failure its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import collapse_sim as cs
+from collapse_sim.simulator import checkpoint, driver, sweep
+from collapse_sim.simulator.progress import Progress
+
+SMALL = dict(d=3, T=10, n_seeds=4, n_generations=3, chunk_generations=2, theory_designs=20, progress=False)
+FRACTIONS = (0.2, 0.5, 0.7)
+
+
+def cli(tmp_path, *args):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_NO_CACHE": "1"}
+    base = ["--multirun", "regime=mix", "world.d=3", "world.T=10", "run.n_seeds=4", "run.n_generations=3",
+            "run.chunk_generations=2", "run.theory_designs=20", "run.figure=false", f"hydra.sweep.dir={tmp_path}"]
+    return subprocess.run([sys.executable, "-m", "collapse_sim", *base, *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+
+
+def saved(tmp_path) -> dict:
+    out = {}
+    for meta in tmp_path.glob("regression/mix/*/results.json"):
+        r = cs.Records.load(meta.parent)
+        out[r.config["regime"]["real_fraction"]] = (r, json.loads(meta.read_text()))
+    return out
+
+
+def test_a_command_line_sweep_runs_as_one_grid_call_with_the_numbers_of_separate_runs(tmp_path):
+    p = cli(tmp_path, "regime.real_fraction=" + ",".join(map(str, FRACTIONS)))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stderr.count("compiling") == 1  # one program for the three jobs
+    runs = saved(tmp_path)
+    assert sorted(runs) == list(FRACTIONS)
+    for j, f in enumerate(FRACTIONS):
+        r, meta = runs[f]
+        assert meta["grid"]["points"] == 3 and meta["grid"]["point"] == j
+        alone = cs.simulate("regression", "mix", real_fraction=f, **SMALL)
+        for name in alone.keys():
+            np.testing.assert_allclose(r[name], alone[name], rtol=1e-13, atol=0, err_msg=name)
+    # the same command again finds every job complete; each job's .hydra folder is hydra's own
+    again = cli(tmp_path, "regime.real_fraction=" + ",".join(map(str, FRACTIONS)))
+    assert again.returncode == 0 and again.stderr.count("already complete") == 3, again.stderr[-2000:]
+    assert len(list(tmp_path.glob("regression/mix/*/.hydra/overrides.yaml"))) == 3
+
+
+def test_jobs_that_differ_in_a_shape_run_one_grid_per_shape_and_a_lone_job_alone(tmp_path):
+    p = cli(tmp_path, "regime.real_fraction=0.2,0.7", "world.T=10,12", "run.progress=false")
+    assert p.returncode == 0, p.stderr[-2000:]
+    metas = [json.loads(m.read_text()) for m in tmp_path.glob("regression/mix/*/results.json")]
+    assert sorted((m["config"]["world"]["T"], m["grid"]["points"]) for m in metas) == [(10, 2), (10, 2), (12, 2),
+                                                                                         (12, 2)]
+    jobs = [sweep.Job(cs.experiment("regression", "mix", real_fraction=f, **SMALL), tmp_path / f"j{f}", "j")
+            for f in (0.2, 0.7)]
+    alone = [jobs[0], sweep.Job(cs.experiment("regression", "mix", **{**SMALL, "T": 12}), tmp_path / "x", "x")]
+    assert sweep.groups(jobs) == [[0, 1]] and sweep.groups(alone) == []
+
+
+def jobs_in(tmp_path, precision="float64", sigmas=(1.0, 1.0)):
+    return [sweep.Job(cs.experiment("regression", "mix", real_fraction=f, sigma=s, precision=precision, **SMALL),
+                      tmp_path / f"run{i}", f"run{i}") for i, (f, s) in enumerate(zip((0.2, 0.7), sigmas))]
+
+
+def test_a_grid_call_interrupted_leaves_checkpoints_that_each_job_resumes(tmp_path, monkeypatch):
+    jobs = jobs_in(tmp_path)
+
+    def stop(self, done, n, seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "update", stop)  # after the first chunk's checkpoints are written
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_saved_grid(jobs)
+    monkeypatch.undo()
+    for job in jobs:
+        assert checkpoint.saved_generation(job.out_dir, driver.run_key(job.config)) == 2
+    assert sweep.groups(jobs) == []  # each resumes on its own
+    for job in jobs:
+        assert sweep.outcome(job.config, job.out_dir) is None
+        r = cs.Records.load(driver.run_saved(job.config, job.out_dir))
+        alone = cs.simulate("regression", "mix", real_fraction=job.config.regime.real_fraction, **SMALL)
+        np.testing.assert_allclose(r["test_error"], alone["test_error"], rtol=1e-13, atol=0)
+
+
+def test_a_point_that_fails_fails_alone(tmp_path, monkeypatch):
+    jobs = jobs_in(tmp_path)
+    first_bad = driver._first_bad
+
+    def second_point_diverges(records, g0):  # the point with 70% real rows "diverges" after generation 0
+        if g0 > 0 and "real_share" in records and np.isclose(records["real_share"], 0.7).all():
+            return "test_error", g0, [1, 3]
+        return first_bad(records, g0)
+
+    monkeypatch.setattr(driver, "_first_bad", second_point_diverges)
+    assert sweep.run_saved_grid(jobs) == [0, 1]
+    ok, bad = (sweep.outcome(j.config, j.out_dir) for j in jobs)
+    assert ok == jobs[0].out_dir and (ok / "records.npz").is_file()
+    assert isinstance(bad, FloatingPointError) and "seeds [1, 3]" in str(bad) and "nothing of this run" in str(bad)
+    assert not (jobs[1].out_dir / "records.npz").exists()
+
+
+def test_a_job_whose_config_fails_its_checks_is_left_to_its_own_run(tmp_path):
+    bad = jobs_in(tmp_path, precision="float32", sigmas=(1.0, 1e30))  # σ² overflows float32
+    assert sweep.run_saved_grid(bad) == []
+    three = [*jobs_in(tmp_path / "b"), bad[1]]
+    assert sweep.run_saved_grid(three) == [0, 1]
+    assert sweep.outcome(bad[1].config, bad[1].out_dir) is None
+    with pytest.raises(ValueError, match=r"world.sigma=1e\+30 is too large"):
+        driver.run_saved(bad[1].config, bad[1].out_dir)
