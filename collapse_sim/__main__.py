@@ -1,6 +1,6 @@
 """``python -m collapse_sim``: the ``collapse-sim`` command line."""
 
-from collapse_sim.experiments.main import cli
+from collapse_sim.experiments.main import main
 
 if __name__ == "__main__":
-    cli()
+    main()

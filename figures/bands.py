@@ -10,14 +10,16 @@ are normal and is what a few seeds allow (z = 1.96 would cover 81% at S = 3; the
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 LEVEL = 0.95
 
 
 def t_quantile(n: int, level: float = LEVEL) -> float:
-    """t_{(1+level)/2, n−1}: the two-sided Student-t quantile for a mean of n values (NaN for n < 2)."""
-    return float(stats.t.ppf(0.5 + level / 2, n - 1)) if n >= 2 else float("nan")
+    """t_{(1+level)/2, n−1}: the two-sided Student-t quantile for a mean of n values (NaN for n < 2).
+    ``special.stdtrit`` is the inverse t CDF that ``scipy.stats.t.ppf`` calls, without importing
+    ``scipy.stats`` (0.4 s of a figure's start)."""
+    return float(special.stdtrit(n - 1, 0.5 + level / 2)) if n >= 2 else float("nan")
 
 
 def mean_interval(x, axis: int = 0, level: float = LEVEL):

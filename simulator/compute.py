@@ -10,8 +10,9 @@ program here, so a seed's numbers do not depend on which one ran it.
 - Traced numbers (``simulator/traced.py``): the fields a world or regime config lists
   in ``TRACED`` are arguments of the program, so runs that differ only in them share
   it.  Programs are cached in this process by the configs' skeletons (traced fields
-  blanked), so a sweep over such fields compiles once; JAX's persistent cache
-  (``provenance.enable_compile_cache``) makes a rerun compile nothing.
+  blanked), so a sweep over such fields compiles once; the program store
+  (``program_store.py``, with JAX's persistent cache) makes a rerun compile nothing and
+  trace nothing.
 - A grid (``build(exp, points)``): experiments with one skeleton run as one call, the
   grid axis vmapped outside the seeds' (PureJaxRL's vmap over hyperparameters).
 
@@ -25,6 +26,7 @@ draw apart and a separate run still equals its grid point.
 from __future__ import annotations
 
 import collections
+import contextlib
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from collapse_sim.simulator import normal, traced
+from collapse_sim.simulator import normal, program_store, traced
 from collapse_sim.simulator.loop import make_generation, seed_keys, zeros_like
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh
@@ -117,6 +119,7 @@ class _Compiled:
         self.fn = jax.jit(fn, donate_argnums=1)
         self.first = first
         self.executables: dict[str, Any] = {}
+        self.carry_shapes: dict[str, Any] = {}  # the carried state's shapes, by argument shapes
 
 
 _PROGRAMS: collections.OrderedDict[str, _Compiled] = collections.OrderedDict()
@@ -166,9 +169,15 @@ def check(exp, world=None):
     return world
 
 
-def build(exp, points=None) -> Program:
+def _shapes(tree) -> str:
+    return traced.key_of(jax.tree.map(lambda a: (a.shape, str(a.dtype)), tree))
+
+
+def build(exp, points=None, store: bool = False) -> Program:
     """The program of ``exp``, or of the grid ``points`` (experiments whose skeleton is
-    ``exp``'s; ``exp`` is then the first of them)."""
+    ``exp``'s; ``exp`` is then the first of them).  ``store``: keep compiled programs on disk
+    and take them from there (``simulator/program_store.py``: a rerun neither traces nor
+    compiles)."""
     run = exp.run
     set_precision(run.precision)
     grid = points is not None
@@ -178,7 +187,8 @@ def build(exp, points=None) -> Program:
         if skeleton(e) != key:
             raise ValueError("the points of a grid must differ only in traced numbers (simulator/traced.py); "
                              f"{e.world} / {e.regime} / {e.run} does not")
-    prog = _cached(f"{key}|grid={grid}", exp, grid)
+    prog_key = f"{key}|grid={grid}"
+    prog = _cached(prog_key, exp, grid)
     for e in exps:
         check(e, prog.world)
     dtype = jnp.result_type(float)
@@ -192,7 +202,14 @@ def build(exp, points=None) -> Program:
     axis = 1 if grid else 0
     sharding = NamedSharding(mesh, PartitionSpec(*([None] * axis), "seeds"))
     keys = jax.device_put(keys, sharding)
-    carry_like = jax.eval_shape(prog.first, nums, keys)
+    inputs = _shapes((nums, keys))
+    if inputs not in prog.carry_shapes:
+        def carry_shapes():
+            return jax.eval_shape(prog.first, nums, keys)
+
+        prog.carry_shapes[inputs] = (program_store.shapes(f"{prog_key}|{inputs}", carry_shapes) if store
+                                     else carry_shapes())
+    carry_like = prog.carry_shapes[inputs]
     length = chunk_length(run)
     options = compile_options(exp)
 
@@ -210,12 +227,21 @@ def build(exp, points=None) -> Program:
                 for c, k in zip(slices(carry), slices(keys))]
 
     def executable(args):
-        shapes = traced.key_of([options, jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)])
-        return prog.executables.get(shapes), shapes
+        shapes = traced.key_of([options, _shapes(args)])
+        exe = prog.executables.get(shapes)
+        if exe is None and store:
+            exe = program_store.load(f"{prog_key}|{shapes}")
+            if exe is not None:
+                prog.executables[shapes] = exe
+        return exe, shapes
 
-    def lower(args):
-        with normal.xla_erfinv(bool(options)):  # LLVM's optimisations off: XLA's own normal draws
-            return prog.fn.lower(*args)
+    def compiled(args, shapes):
+        with normal.xla_erfinv(bool(options)), \
+                (program_store.compiling() if store else contextlib.nullcontext([])) as fresh:
+            exe = prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+        if store and all(fresh):
+            program_store.save(f"{prog_key}|{shapes}", exe)
+        return exe
 
     def blank():
         return jax.device_put(zeros_like(carry_like), sharding)
@@ -227,7 +253,7 @@ def build(exp, points=None) -> Program:
         exe, shapes = executable(args)
         if exe is not None or check_only:
             return exe is None
-        prog.executables[shapes] = lower(args).compile(options)
+        compiled(args, shapes)
         return True
 
     def step(carry, gens, start):
@@ -235,7 +261,7 @@ def build(exp, points=None) -> Program:
         for args in args_of(carry, gens, start):
             exe, shapes = executable(args)
             if exe is None:
-                exe = prog.executables[shapes] = lower(args).compile(options)
+                exe = compiled(args, shapes)
             outs.append(exe(*args))
         if len(outs) == 1:
             return outs[0]

@@ -141,7 +141,7 @@ def run_saved(config, out_dir, label: str | None = None) -> Path:
     # The clock counts everything compiled (or loaded from the persistent cache) from here on.
     with CompileClock() as clock, (RunLock(out_dir, say) if writer else contextlib.nullcontext()) as lock:
         interrupts.holding(lock)
-        prog = compute.build(config)  # world and regime checks raise here; nothing is compiled yet
+        prog = compute.build(config, store=cache is not None)  # world and regime checks raise here
         for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:
             say(f"{out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
         try:

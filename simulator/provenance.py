@@ -8,7 +8,7 @@
 - :func:`enable_compile_cache`: JAX's persistent compilation cache in the user's
   cache folder (``$XDG_CACHE_HOME/collapse_sim/jax``, else
   ``~/.cache/collapse_sim/jax``), off with ``COLLAPSE_SIM_NO_CACHE=1`` or
-  ``run.compile_cache=false``.
+  ``run.compile_cache=false`` (which turn ``simulator/program_store.py`` off too).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ _COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",  # includes a persistent-cache load
 )
+STORE_LOAD_EVENT = "/collapse_sim/program_store/load_duration"
 
 
 def versions() -> dict:
@@ -87,10 +88,12 @@ class CompileClock:
 
     @classmethod
     def _duration(cls, event, seconds, **kwargs):
-        if event in _COMPILE_EVENTS:
+        stored = event == STORE_LOAD_EVENT  # a program loaded from simulator/program_store.py
+        if event in _COMPILE_EVENTS or stored:
             for c in cls._active:
                 c.seconds += seconds
-                c.programs += event == _COMPILE_EVENTS[-1]
+                c.programs += event == _COMPILE_EVENTS[-1] or stored
+                c.cache_hits += stored
 
     @classmethod
     def _event(cls, event, **kwargs):

@@ -150,7 +150,7 @@ def _simulate(live: list, clock: CompileClock, cache) -> None:
     configs = [p.config for p, _ in live]
     run = configs[0].run
     G, P = run.n_generations, len(live)
-    prog = compute.build(configs[0], configs)
+    prog = compute.build(configs[0], configs, store=cache is not None)
     label = f"{configs[0].world.name}/{configs[0].regime.name} [{P} jobs, one grid call]"
     progress = Progress(run.progress, G, 0, run.n_seeds * P, label)
     parts: list[list[dict]] = [[] for _ in live]

@@ -20,6 +20,7 @@ import pytest
 
 from collapse_sim.simulator.loop import make_simulate, seed_keys
 from collapse_sim.simulator.regimes import config as regime_config, make_regime
+from collapse_sim.simulator.lm import transformer as tf
 from collapse_sim.simulator.worlds import ngram, transformer
 from collapse_sim.simulator.lm.toedit import chunked_rule, toedit_rule
 from collapse_sim.simulator.worlds.text import load_text
@@ -296,7 +297,7 @@ def test_transformer_world_runs_replace_and_token_edit_with_deletion():
 def test_transformer_completion_keeps_the_prefix_and_continues_from_the_model():
     cfg = transformer.Config(block_len=9, n_layers=1, d_model=16, n_heads=2)
     lm = transformer.language_model(cfg)
-    params = transformer.tf.init_params(jax.random.key(0), transformer.model_config(cfg))
+    params = tf.init_params(jax.random.key(0), transformer.model_config(cfg))
     tok = jax.random.randint(jax.random.key(1), (4, 9), 0, V, jnp.int32)
     n_keep = jnp.array([9, 1, 4, 8])
     args = (jax.random.key(2), params, tok, n_keep, 1, 1.0)

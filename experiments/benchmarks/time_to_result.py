@@ -5,9 +5,10 @@
 Runs, each as a fresh process with its own (initially empty) compilation cache folder:
 
 1. ``collapse-sim`` (the default experiment: 4 regimes, 256 seeds, 10 generations), cold;
-2. the same with ``run.resume=false`` (the persistent cache is warm: it compiles nothing);
+2. the same with ``run.resume=false`` (the program store and JAX's cache are warm: it traces and
+   compiles nothing);
 3. a 33-point sweep on the command line: ``regime=mix``, ``regime.real_fraction`` 0.0..1.0 in
-   11 steps × ``world.T`` 20, 40, 80, 128 seeds, 10 generations (``--multirun``);
+   11 steps × ``world.T`` 20, 40, 80, 128 seeds, 10 generations (``--multirun``: one grid call per T);
 4. the same 33 points from Python, ``simulate(..., grid=...)``.
 
 Prints and writes JSON: seconds per command, the 1-minute load average before and after
@@ -48,7 +49,14 @@ def timed(cmd: list[str], env: dict, cwd: Path) -> dict:
 
 
 def programs(root: Path) -> list[int]:
-    return [json.loads(p.read_text())["compile"]["programs"] for p in sorted(root.rglob("results.json"))]
+    """Programs compiled (or loaded) per run; the jobs of one grid call share theirs, counted once."""
+    metas = [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
+    return [m["compile"]["programs"] for m in metas if m.get("grid", {}).get("point", 0) == 0]
+
+
+def grid_calls(root: Path) -> int:
+    """Compiled calls that ran the jobs below ``root``: one per grid, one per job outside a grid."""
+    return len(programs(root))
 
 
 def main(argv=None) -> None:
@@ -70,6 +78,7 @@ def main(argv=None) -> None:
         if "sweep" not in args.skip:
             out["sweep"] = timed([*cli, *SWEEP, f"hydra.sweep.dir={tmp / 'sweep'}"], env, tmp)
             out["sweep"]["programs"] = sum(programs(tmp / "sweep"))
+            out["sweep"]["calls"] = grid_calls(tmp / "sweep")
         if "grid" not in args.skip:
             out["grid"] = timed([sys.executable, "-c", GRID], env, tmp)
     print(json.dumps(out, indent=1))

@@ -23,18 +23,19 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import jax
 import jax.numpy as jnp
 
-from collapse_sim.simulator.lm import transformer as tf
 from collapse_sim.simulator.lm.interface import LanguageModel
-from collapse_sim.simulator.lm.sample import make_sampler
 from collapse_sim.simulator.lm.toedit import draw_top_k
-from collapse_sim.simulator.lm.train import TrainConfig, make_loss, make_train
 from collapse_sim.simulator.worlds import checks
 from collapse_sim.simulator.worlds.text import TextConfig, load_text, make_text_world
+
+if TYPE_CHECKING:
+    from collapse_sim.simulator.lm import transformer as tf
+    from collapse_sim.simulator.lm.train import TrainConfig
 
 INITS = ("scratch", "continue", "pretrained")
 SCRATCH_ARCH = {"n_layers": 2, "d_model": 64, "n_heads": 4}  # the model when n_layers etc. are unset
@@ -137,7 +138,13 @@ def _load_base_cached(path, mtime, size):
     return load_base(path)
 
 
+# The model, its training and its sampler (flax, optax) are imported where they are used:
+# every command registers this world's Config, few of them build its model.
+
+
 def model_config(cfg: Config) -> tf.TransformerConfig:
+    from collapse_sim.simulator.lm import transformer as tf
+
     if cfg.init == "pretrained":
         try:
             dropout = tf.TransformerConfig(dropout=cfg.dropout).dropout
@@ -152,6 +159,8 @@ def model_config(cfg: Config) -> tf.TransformerConfig:
 
 
 def train_config(cfg: Config) -> TrainConfig:
+    from collapse_sim.simulator.lm.train import TrainConfig
+
     """The training of a generation: steps, lr, warmup (init=pretrained:
     finetune_steps, finetune_lr, finetune_warmup; 0 steps is a valid placeholder,
     the base is then used as it is)."""
@@ -165,6 +174,10 @@ def train_config(cfg: Config) -> TrainConfig:
 
 
 def language_model(cfg: Config) -> LanguageModel:
+    from collapse_sim.simulator.lm import transformer as tf
+    from collapse_sim.simulator.lm.sample import make_sampler
+    from collapse_sim.simulator.lm.train import make_loss, make_train
+
     mc, tc = model_config(cfg), train_config(cfg)
     train = make_train(mc, tc)
     scores = make_loss(mc)
