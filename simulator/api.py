@@ -179,11 +179,36 @@ def grid_experiments(world, regime, grid: dict, fields: dict) -> list[Experiment
             for point in itertools.product(*(lists[k] for k in names))]
 
 
-def run(world="regression", regime="replace", *, out_dir, **fields) -> Path:
+def run(world="regression", regime="replace", *, out_dir, grid: dict | None = None, **fields):
     """Run and save into ``out_dir`` (chunked, checkpointed, resumable: calling it again with
     the same settings resumes or finds the run complete); returns the run folder.
-    ``Records.load(path)`` reads it back."""
-    from collapse_sim.simulator import driver
+    ``Records.load(path)`` reads it back.
 
-    exp = experiment(world, regime, **fields)
-    return driver.run_saved(exp, out_dir)
+    ``grid={field: [values, ...], ...}``: every combination, each saved in its own folder
+    ``out_dir/<field>=<value>,...`` (a list of folders in :func:`simulate`'s order); the points
+    that differ only in traced numbers run as one compiled call (``simulator/sweep.py``), as a
+    command-line ``--multirun`` does, the others one by one."""
+    from collapse_sim.simulator import driver, sweep
+
+    if grid is None:
+        exp = experiment(world, regime, **fields)
+        return driver.run_saved(exp, out_dir)
+    import itertools
+
+    exps = grid_experiments(world, regime, grid, fields)
+    lists = {k: list(v) for k, v in grid.items()}
+    jobs = []
+    for exp, point in zip(exps, itertools.product(*(list(enumerate(v)) for v in lists.values()))):
+        # a number or a name by its value, anything else (a curation rule) by its place in the list
+        folder = ",".join(f"{k}={v}" if isinstance(v, (int, float, str, bool)) or v is None else f"{k}#{i}"
+                          for k, (i, v) in zip(lists, point)).replace("/", "_")
+        jobs.append(sweep.Job(exp, Path(out_dir) / folder, f"{exp.world.name}/{exp.regime.name} [{folder}]"))
+    sweep.run_saved_grid(jobs)
+    out = []
+    for job in jobs:
+        done = sweep.outcome(job.config, job.out_dir)
+        if isinstance(done, BaseException):
+            raise done
+        out.append(done or driver.run_saved(job.config, job.out_dir, job.label))
+    return out
+

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
@@ -35,21 +36,24 @@ STORE_LOAD_EVENT = "/collapse_sim/program_store/load_duration"
 
 
 def versions() -> dict:
-    import flax
-    import optax
+    """Library versions (flax and optax from their installed metadata: importing them costs
+    0.3 s, and a closed-form run does not use them)."""
+    from importlib.metadata import version
 
     return {
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
+        "flax": version("flax"),
+        "optax": version("optax"),
         "numpy": np.__version__,
     }
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit(root: Path = SOURCE_ROOT) -> dict | None:
     """{"commit", "dirty"} of the git checkout the package runs from, or None (not a checkout,
-    no git, or any failure)."""
+    no git, or any failure).  Asked once a process: the code running is the code imported at
+    its start, however the checkout changes later (and a sweep's jobs skip three git calls each)."""
     try:
         def git(*args):
             return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5)

@@ -116,3 +116,21 @@ def test_a_job_whose_config_fails_its_checks_is_left_to_its_own_run(tmp_path):
     assert sweep.outcome(bad[1].config, bad[1].out_dir) is None
     with pytest.raises(ValueError, match=r"world.sigma=1e\+30 is too large"):
         driver.run_saved(bad[1].config, bad[1].out_dir)
+
+
+def test_run_with_a_grid_saves_each_point_in_its_own_folder_from_one_call(tmp_path):
+    paths = cs.run("regression", "mix", out_dir=tmp_path, grid={"real_fraction": [0.2, 0.7], "sigma": [1.0]},
+                   **SMALL)
+    assert [p.name for p in paths] == ["real_fraction=0.2,sigma=1.0", "real_fraction=0.7,sigma=1.0"]
+    together = cs.simulate("regression", "mix", grid={"real_fraction": [0.2, 0.7], "sigma": [1.0]}, **SMALL)
+    for path, mem in zip(paths, together):
+        saved = cs.Records.load(path)
+        assert saved.meta["grid"]["points"] == 2
+        np.testing.assert_allclose(saved["test_error"], mem["test_error"], rtol=1e-13, atol=0)
+    again = cs.run("regression", "mix", out_dir=tmp_path, grid={"real_fraction": [0.2, 0.7], "sigma": [1.0]},
+                   **SMALL)
+    assert again == paths  # complete: found, not run again
+    rules = [dict(rule="verifier", centre=0.0, half_width=1.0), dict(rule="verifier", centre=0.5, half_width=2.0)]
+    named = cs.run("gaussian", "replace", out_dir=tmp_path / "g", grid={"curation": rules}, d=2, M=12,
+                   n_seeds=3, n_generations=2, progress=False)
+    assert [p.name for p in named] == ["curation#0", "curation#1"]
