@@ -71,6 +71,7 @@ class GridLauncher(Launcher):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
             configs.append(sweep_config)
+        self.hydra_context.config_loader._collapse_sim_kept.clear()  # this batch's configs are taken
         run_grids(configs)
         runs = []
         for idx, (overrides, sweep_config) in enumerate(zip(job_overrides, configs), start=initial_job_idx):
