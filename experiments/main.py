@@ -173,7 +173,8 @@ def run_grids(sweep_configs: list) -> None:
             continue
         jobs.append(sweep.Job(config, out_dir, label))
     try:
-        sweep.run_saved_grid(jobs)
+        ran = sweep.run_saved_grid(jobs)
+        sweep.precompile(jobs, skip=set(ran))
     except (ValueError, FloatingPointError) as e:
         fail(str(e))
     except OSError as e:

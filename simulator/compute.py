@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -125,14 +126,19 @@ class _Compiled:
 _PROGRAMS: collections.OrderedDict[str, _Compiled] = collections.OrderedDict()
 
 
+_PROGRAMS_LOCK = threading.Lock()  # programs may be built on several threads (sweep.precompile)
+
+
 def _cached(key: str, template, grid: bool) -> _Compiled:
-    if key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
+    with _PROGRAMS_LOCK:
+        if key in _PROGRAMS:
+            _PROGRAMS.move_to_end(key)
+            return _PROGRAMS[key]
     world_static = None if traced.traced_fields(template.world) else make_world(template.world)
-    out = _PROGRAMS[key] = _Compiled(template, grid, world_static)
-    while len(_PROGRAMS) > _CACHE_SIZE:
-        _PROGRAMS.popitem(last=False)
+    with _PROGRAMS_LOCK:
+        out = _PROGRAMS.setdefault(key, _Compiled(template, grid, world_static))
+        while len(_PROGRAMS) > _CACHE_SIZE:
+            _PROGRAMS.popitem(last=False)
     return out
 
 

@@ -28,6 +28,7 @@ import importlib.util
 import os
 import pickle
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,6 @@ import numpy as np
 from collapse_sim.simulator.provenance import STORE_LOAD_EVENT as LOAD_EVENT, cache_folder
 
 _fingerprint: str | None = None
-_jax_cache_hits = [0]  # JAX's persistent-cache hits so far in this process (one listener, added once)
 
 
 def folder() -> Path:
@@ -146,7 +146,13 @@ def load(key: str):
 
 
 def _count_hits(event, **kwargs) -> None:
-    _jax_cache_hits[0] += event == "/jax/compilation_cache/cache_hits"
+    if event == "/jax/compilation_cache/cache_hits":  # reported in the thread that compiles
+        _local.hits = getattr(_local, "hits", 0) + 1
+
+
+_local = threading.local()
+_setting = threading.Lock()
+_compiling = [0, None]  # compiles in progress, the setting they replaced
 
 
 @contextlib.contextmanager
@@ -155,18 +161,26 @@ def compiling():
     does), so JAX never serves it either, which matters because an executable that JAX
     loaded from its cache serializes without all of its kernels (a program stored from one
     fails to run: "Function wrapped_convert not found").  Yields a list that holds True
-    after the block when the program may be stored (it was compiled, not loaded by JAX)."""
-    if not getattr(compiling, "_listening", False):
-        jax.monitoring.register_event_listener(_count_hits)
-        compiling._listening = True
-    before, hits = jax.config.jax_persistent_cache_min_compile_time_secs, _jax_cache_hits[0]
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+    after the block when the program may be stored (it was compiled, not loaded by JAX).
+    Safe in several threads at once: the setting is restored when the last compile ends."""
+    with _setting:
+        if not getattr(compiling, "_listening", False):
+            jax.monitoring.register_event_listener(_count_hits)
+            compiling._listening = True
+        if _compiling[0] == 0:
+            _compiling[1] = jax.config.jax_persistent_cache_min_compile_time_secs
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", float("inf"))
+        _compiling[0] += 1
+    hits = getattr(_local, "hits", 0)
     fresh: list[bool] = []
     try:
         yield fresh
     finally:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
-    fresh.append(_jax_cache_hits[0] == hits)
+        with _setting:
+            _compiling[0] -= 1
+            if _compiling[0] == 0:
+                jax.config.update("jax_persistent_cache_min_compile_time_secs", _compiling[1])
+    fresh.append(getattr(_local, "hits", 0) == hits)
 
 
 def save(key: str, compiled) -> None:

@@ -15,12 +15,17 @@ whose points together need more memory than the machine has, are left to ``run_s
 one by one (they still share one program per skeleton in this process).  A sweep
 interrupted during its grid call leaves a checkpoint in every folder; the same command
 then resumes each job from it.
+
+``precompile(jobs)``: the programs of the jobs left to run one by one are compiled first,
+several at a time on threads (XLA's compiler releases Python's lock), so that one compiles
+while the next is traced; each job then finds its program compiled.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -97,6 +102,50 @@ def groups(jobs: list[Job]) -> list[list[int]]:
             continue
         by_skeleton.setdefault(compute.skeleton(job.config), []).append(i)
     return [members for members in by_skeleton.values() if len(members) > 1]
+
+
+def precompile(jobs: list[Job], skip=()) -> int:
+    """Compile the programs of the jobs that will run one by one (one per skeleton, the jobs'
+    order), two at a time, so that one program compiles while the next is traced: XLA's
+    compiler releases Python's lock.  Only jobs with one precision (it is a process-wide
+    setting) and with the store on (so a job's own run finds its program: in this process's
+    cache, or on disk if evicted there).  Returns the number of programs compiled."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo: dict[str, Job] = {}
+    for i, job in enumerate(jobs):
+        run = job.config.run
+        if i in skip or run.distributed or not getattr(run, "compile_cache", True):
+            continue
+        key = driver.run_key(job.config)
+        if run.resume and (Path(job.out_dir) / results.META).exists() and \
+                checkpoint.check_complete(job.out_dir, key, None, fix=False):
+            continue
+        if _valid(job):
+            todo.setdefault(compute.skeleton(job.config), job)
+    todo_jobs = list(todo.values())[: compute._CACHE_SIZE]
+    if len(todo_jobs) < 2 or len({j.config.run.precision for j in todo_jobs}) > 1:
+        return 0
+    compute.set_precision(todo_jobs[0].config.run.precision)
+    if enable_compile_cache(True, say) is None:
+        return 0
+
+    def one(job: Job) -> bool:
+        prog = compute.build(job.config, store=True)
+        return prog.compile(prog.blank(), True)
+
+    workers = min(len(todo_jobs), os.cpu_count() or 1, 4)
+    if workers < 2:
+        return 0
+    names = ", ".join(f"{j.config.world.name}/{j.config.regime.name}" for j in todo_jobs)
+    if any(j.config.run.progress for j in todo_jobs):
+        say(f"compiling the programs of {len(todo_jobs)} jobs, {workers} at a time ({names})")
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        compiled = sum(pool.map(one, todo_jobs))
+    if compiled and any(j.config.run.progress for j in todo_jobs):
+        say(f"compiled {compiled} programs in {time.perf_counter() - t:.1f} s")
+    return compiled
 
 
 def run_saved_grid(jobs: list[Job]) -> list[int]:

@@ -134,3 +134,22 @@ def test_run_with_a_grid_saves_each_point_in_its_own_folder_from_one_call(tmp_pa
     named = cs.run("gaussian", "replace", out_dir=tmp_path / "g", grid={"curation": rules}, d=2, M=12,
                    n_seeds=3, n_generations=2, progress=False)
     assert [p.name for p in named] == ["curation#0", "curation#1"]
+
+
+def test_the_programs_of_jobs_run_one_by_one_are_compiled_first_on_threads(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("COLLAPSE_SIM_NO_CACHE", raising=False)
+    from collapse_sim.simulator import compute
+
+    small = {**SMALL, "d": 4, "T": 11}  # programs no other test compiles
+    jobs = [sweep.Job(cs.experiment("regression", r, **small), tmp_path / r, r) for r in ("replace", "accumulate")]
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: nothing to compile beside")
+    assert sweep.precompile(jobs) == 2
+    for job in jobs:
+        prog = compute.build(job.config, store=True)
+        assert not prog.compile(prog.blank(), True, check_only=True)  # its program is ready
+        r = cs.Records.load(driver.run_saved(job.config, job.out_dir))
+        alone = cs.simulate("regression", job.config.regime.name, **small)
+        np.testing.assert_allclose(r["test_error"], alone["test_error"], rtol=1e-13, atol=0)
+    assert sweep.precompile(jobs) == 0  # complete now: nothing to compile
