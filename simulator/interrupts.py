@@ -36,15 +36,16 @@ def critical():
         yield
 
 
-def running(label: str, out_dir, key: str) -> None:
+def running(label: str, out_dir, key: str, *more: tuple) -> None:
     """Name the run that an interrupt reports on (kept after it ends: an interrupt between
-    runs still says where the last one is)."""
-    _current.update(label=label, out_dir=out_dir, key=key)
+    runs still says where the last one is); ``more``: further (label, out_dir, key) of runs
+    computed together with it (a sweep's grid call), each reported too."""
+    _current.update(label=label, out_dir=out_dir, key=key, more=list(more))
 
 
-def holding(lock) -> None:
-    """The run folder's lock, released (emptied) before an interrupt exits the process."""
-    _current["lock"] = lock
+def holding(*locks) -> None:
+    """The run folders' locks, released (emptied) before an interrupt exits the process."""
+    _current["locks"] = [lock for lock in locks if lock is not None]
 
 
 def saved_message(label: str, out_dir, key: str, how: str = "interrupted") -> str:
@@ -87,15 +88,16 @@ def _leave(signum: int) -> None:
     with _io:  # a write in progress finishes first; none starts after this
         try:
             if _current:
-                message = saved_message(_current["label"], _current["out_dir"], _current["key"], how)
+                runs = [(_current["label"], _current["out_dir"], _current["key"]), *_current.get("more", [])]
+                for label, out_dir, key in runs:
+                    _say_once(saved_message(label, out_dir, key, how))
             else:
-                message = f"{how} before the run started; nothing was written"
-            _say_once(message)
+                _say_once(f"{how} before the run started; nothing was written")
         except BaseException:
             pass
-        with contextlib.suppress(BaseException):
-            if _current.get("lock") is not None:
-                _current["lock"].release()
+        for lock in _current.get("locks", []):
+            with contextlib.suppress(BaseException):
+                lock.release()
         _flush_logs()
         os._exit(code)
 

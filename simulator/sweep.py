@@ -168,11 +168,12 @@ def _run_group(points: list[Job]) -> list[int]:
     compute.set_precision(first.run.precision)
     cache = enable_compile_cache(getattr(first.run, "compile_cache", True), say)
     live = []  # (index, job, run key) of the points whose folders are ready and locked
+    locks = []
     with contextlib.ExitStack() as stack, CompileClock() as clock:
         for i, p in enumerate(points):
             try:
                 driver._check_folder(Path(p.out_dir))
-                stack.enter_context(RunLock(Path(p.out_dir), say))
+                locks.append(stack.enter_context(RunLock(Path(p.out_dir), say)))
             except OSError:
                 continue
             live.append((i, p, driver.run_key(p.config)))
@@ -181,7 +182,9 @@ def _run_group(points: list[Job]) -> list[int]:
         for _, p, _ in live:
             for name, size in checkpoint.remove_stale_temporaries(p.out_dir):
                 say(f"{p.out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
-        interrupts.running(live[0][1].label, live[0][1].out_dir, live[0][2])
+        runs = [(p.label, p.out_dir, key) for _, p, key in live]
+        interrupts.running(*runs[0], *runs[1:])  # an interrupt reports on every job of the call
+        interrupts.holding(*locks)
         try:
             _simulate([(p, key) for _, p, key in live], clock, cache)
         except KeyboardInterrupt:

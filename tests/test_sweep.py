@@ -153,3 +153,26 @@ def test_the_programs_of_jobs_run_one_by_one_are_compiled_first_on_threads(tmp_p
         alone = cs.simulate("regression", job.config.regime.name, **small)
         np.testing.assert_allclose(r["test_error"], alone["test_error"], rtol=1e-13, atol=0)
     assert sweep.precompile(jobs) == 0  # complete now: nothing to compile
+
+
+def test_ctrl_c_during_a_grid_call_says_what_each_job_has_saved(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_NO_CACHE": "1"}
+    args = ["--multirun", "regime=mix", "regime.real_fraction=0.2,0.7", "world.d=3", "world.T=10", "run.n_seeds=4",
+            "run.n_generations=3000", "run.chunk_generations=1", "run.theory_designs=20", "run.figure=false",
+            f"hydra.sweep.dir={tmp_path}"]
+    p = subprocess.Popen([sys.executable, "-m", "collapse_sim", *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True, env=env, cwd=tmp_path)
+    for line in p.stderr:  # a line per chunk once the grid call runs
+        if "generation 2/3000" in line:
+            break
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    assert p.wait(timeout=60) == 130, rest[-2000:]
+    said = [line for line in rest.splitlines() if "interrupted" in line]
+    assert len(said) == 2 and all("are saved in" in line or "no generation" in line for line in said), rest[-2000:]
+    assert {"regime.real_fraction=0.2" in said[0], "regime.real_fraction=0.2" in said[1]} == {True, False}
+    assert "Traceback" not in rest
