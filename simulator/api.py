@@ -145,10 +145,11 @@ def simulate(world="regression", regime="replace", *, grid: dict | None = None, 
     ``grid={field: [values, ...], ...}`` runs every combination of the values (the first
     field varying slowest) and returns a list of Records in that order.  Points that differ
     only in traced numbers (``simulator/traced.py``: ``real_fraction``, ``sigma``, ``ridge``,
-    ...) run as one compiled call, the grid vmapped beside the seeds; points that differ in
-    a shape (``T``, ``d``, ``n_seeds``) or a code path compile once per such group.  Each
-    point's numbers are those of a separate ``simulate`` with its fields, seed for seed
-    (common random numbers: every point sees the same draws unless
+    ...) run as one compiled call, the grid vmapped beside the seeds, and so do points of the
+    regression world that differ in ``T`` where ``simulator/padding.py`` pads them; points that
+    differ in another shape (``d``, ``n_seeds``, ...) or a code path compile once per such group.
+    Each point's numbers are those of a separate ``simulate`` with its fields, seed for seed, to
+    float rounding (common random numbers: every point sees the same draws unless
     ``common_random_numbers=False``)."""
     from collapse_sim.simulator import compute
 

@@ -14,7 +14,8 @@ program here, so a seed's numbers do not depend on which one ran it.
   (``program_store.py``, with JAX's persistent cache) makes a rerun compile nothing and
   trace nothing.
 - A grid (``build(exp, points)``): experiments with one skeleton run as one call, the
-  grid axis vmapped outside the seeds' (PureJaxRL's vmap over hyperparameters).
+  grid axis vmapped outside the seeds' (PureJaxRL's vmap over hyperparameters); points
+  that differ in the regression world's T too, padded to the largest (``padding.py``).
 
 Keys: seed s of a point gets ``fold_in(root, s)`` (``loop.seed_keys``) with root
 ``key(run.seed)``: common random numbers, every point of a grid (and a separate run of
@@ -35,11 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from collapse_sim.simulator import normal, program_store, traced
+from collapse_sim.simulator import normal, padding, program_store, traced
 from collapse_sim.simulator.loop import make_generation, seed_keys, zeros_like
 from collapse_sim.simulator.regimes import make_regime
 from collapse_sim.simulator.sharding import padded_seed_count, seed_mesh
-from collapse_sim.simulator.worlds import make_world
+from collapse_sim.simulator.worlds import make_world, world_module
 
 # Run fields that change neither the program nor its inputs' shapes (the seed and the
 # common-random-numbers switch only change the keys passed in).
@@ -70,11 +71,20 @@ def set_precision(precision: str) -> None:
     jax.config.update("jax_enable_x64", precision == "float64")
 
 
-def skeleton(exp) -> str:
+def skeleton(exp, blank_rows: bool = False) -> str:
     """What decides the compiled program: world and regime with their traced numbers
-    blanked, and the run settings that set shapes."""
+    blanked, and the run settings that set shapes (``blank_rows``: the world's rows too)."""
     run = {k: v for k, v in vars(exp.run).items() if k not in _RUN_ARGUMENTS}
-    return traced.key_of({"world": traced.skeleton(exp.world), "regime": traced.skeleton(exp.regime), "run": run})
+    world = traced.skeleton(exp.world)
+    if blank_rows:
+        world["T"] = None
+    return traced.key_of({"world": world, "regime": traced.skeleton(exp.regime), "run": run})
+
+
+def group_key(exp) -> str:
+    """Experiments with one group key run as one grid call: one skeleton, or, where a grid
+    may be padded to its largest point's rows (``padding.py``), one skeleton but for T."""
+    return skeleton(exp, blank_rows=padding.paddable(exp))
 
 
 def point_numbers(exp) -> dict:
@@ -95,13 +105,16 @@ def root_key(exp) -> jax.Array:
 class _Compiled:
     """The traced function of one skeleton and its compiled executables, by argument shapes."""
 
-    def __init__(self, template, grid: bool, world_static):
+    def __init__(self, template, grid: bool, world_static, padded: bool = False):
         G = template.run.n_generations
         self.world = world_static
 
         def parts(nums):
             world = world_static
-            if world is None:
+            if padded:  # each point's own rows among the template's (padding.py)
+                world = world_module(template.world.name).make_world(
+                    traced.with_numbers(template.world, nums["world"]), rows=nums["rows"]["n"])
+            elif world is None:
                 world = make_world(traced.with_numbers(template.world, nums["world"]))
             regime = make_regime(traced.with_numbers(template.regime, nums["regime"]), world, G)
             return make_generation(world, regime)
@@ -129,14 +142,15 @@ _PROGRAMS: collections.OrderedDict[str, _Compiled] = collections.OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()  # programs may be built on several threads (sweep.precompile)
 
 
-def _cached(key: str, template, grid: bool) -> _Compiled:
+def _cached(key: str, template, grid: bool, padded: bool = False) -> _Compiled:
     with _PROGRAMS_LOCK:
         if key in _PROGRAMS:
             _PROGRAMS.move_to_end(key)
             return _PROGRAMS[key]
-    world_static = None if traced.traced_fields(template.world) else make_world(template.world)
+    static = not traced.traced_fields(template.world) and not padded
+    world_static = make_world(template.world) if static else None
     with _PROGRAMS_LOCK:
-        out = _PROGRAMS.setdefault(key, _Compiled(template, grid, world_static))
+        out = _PROGRAMS.setdefault(key, _Compiled(template, grid, world_static, padded))
         while len(_PROGRAMS) > _CACHE_SIZE:
             _PROGRAMS.popitem(last=False)
     return out
@@ -188,17 +202,21 @@ def build(exp, points=None, store: bool = False) -> Program:
     set_precision(run.precision)
     grid = points is not None
     exps = list(points) if grid else [exp]
-    key = skeleton(exp)
-    for e in exps[1:]:
-        if skeleton(e) != key:
-            raise ValueError("the points of a grid must differ only in traced numbers (simulator/traced.py); "
-                             f"{e.world} / {e.regime} / {e.run} does not")
-    prog_key = f"{key}|grid={grid}"
-    prog = _cached(prog_key, exp, grid)
+    rows = padding.sizes(exps) if grid else None  # each point's rows, when a padded grid runs them
+    if rows is not None:
+        exp = padding.template(exps)
+    same = group_key if rows is not None else skeleton
+    for e in exps:
+        if same(e) != same(exp):
+            raise ValueError("the points of a grid must differ only in traced numbers (simulator/traced.py) "
+                             f"and, where padding.py pads them, in world.T; {e.world} / {e.regime} / {e.run} does not")
+    prog_key = f"{skeleton(exp)}|grid={grid}" + ("|padded" if rows is not None else "")
+    prog = _cached(prog_key, exp, grid, padded=rows is not None)
     for e in exps:
         check(e, prog.world)
     dtype = jnp.result_type(float)
-    nums = [traced.as_arrays(point_numbers(e), dtype) for e in exps]
+    nums = [traced.as_arrays(point_numbers(e) | ({"rows": {"n": n}} if rows is not None else {}), dtype)
+            for e, n in zip(exps, rows or [None] * len(exps))]
     nums = jax.tree.map(lambda *xs: jnp.stack(xs), *nums) if grid else nums[0]
     mesh = seed_mesh()
     batch = padded_seed_count(min(run.seed_batch or run.n_seeds, run.n_seeds), mesh.size)
@@ -336,7 +354,7 @@ def simulate_grid(exps: list) -> list[tuple[dict, dict]]:
     experiments that share a skeleton (their grid vmapped beside the seeds)."""
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(exps):
-        groups.setdefault(skeleton(e), []).append(i)
+        groups.setdefault(group_key(e), []).append(i)
     out: list = [None] * len(exps)
     for members in groups.values():
         points = [exps[i] for i in members]

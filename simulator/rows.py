@@ -80,9 +80,14 @@ def smallest_stable(keys_N: jax.Array, m) -> jax.Array:
     return (below | (tie & (jnp.cumsum(tie) <= m - jnp.sum(below)))) & (m > 0)
 
 
-def random_subset_mask(key: jax.Array, n: int, m) -> jax.Array:
+PADDED_MAX_N = 1625  # the largest n whose permutation is one round of its shuffle: n³ < 2³² − 1
+
+
+def random_subset_mask(key: jax.Array, n: int, m, live=None) -> jax.Array:
     """A boolean (n,) mask with exactly ``m`` True entries at uniformly random positions: the
-    first ``m`` of a random permutation (``m`` may be traced).
+    first ``m`` of a random permutation (``m`` may be traced).  ``live`` (a padded grid's
+    count of rows, traced): the mask of a subset of the first ``live`` entries, the same as
+    the mask of ``n = live`` followed by False (the entries past ``live`` get the largest key).
 
     ``jax.random.permutation(key, n)`` is, for n <= 2^(32/3) (one round of its shuffle), a stable
     sort of arange(n) by 32-bit keys drawn with ``split(key)[1]``; entry j is among the first m
@@ -90,8 +95,12 @@ def random_subset_mask(key: jax.Array, n: int, m) -> jax.Array:
     without sorting the permutation and scattering it (by n² comparisons up to RANK_MAX_N, by
     :func:`smallest_stable` above)."""
     one_round = math.ceil(3 * math.log(max(1, n)) / math.log(2**32 - 1)) <= 1
+    if live is not None and not one_round:
+        raise ValueError(f"a padded subset mask needs n <= {PADDED_MAX_N} rows (one round of the shuffle); got {n}")
     if one_round:
         bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+        if live is not None:
+            bits = jnp.where(jnp.arange(n) < live, bits, jnp.uint32(2**32 - 1))
         return stable_ranks(bits) < m if n <= RANK_MAX_N else smallest_stable(bits, m)
     return jnp.zeros((n,), bool).at[jax.random.permutation(key, n)].set(jnp.arange(n) < m)
 

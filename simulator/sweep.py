@@ -1,8 +1,9 @@
 """Many saved runs as one compiled call: the jobs of a sweep that differ only in traced numbers.
 
 ``run_saved_grid(jobs)`` takes the jobs of a sweep (typed configs, their folders and
-labels), groups those that share a program (``compute.skeleton``: the same world and
-regime with their traced numbers blanked, the same run shapes) and runs each group of two
+labels), groups those that share a program (``compute.group_key``: the same world and
+regime with their traced numbers blanked, the same run shapes; T too where
+``padding.py`` pads it) and runs each group of two
 or more as one call of ``compute.build(exp, points)``, the points vmapped beside the seeds.
 Each job's folder then holds what ``driver.run_saved`` would have written: after every
 chunk its checkpoint, at the end its records (equal to a separate run's, seed for seed:
@@ -73,7 +74,7 @@ def _fits(points: list) -> bool:
     """The grid's points together pass the memory check of one run of all their seeds."""
     from collapse_sim.simulator import memory
 
-    config = points[0].config
+    config = max(points, key=lambda p: getattr(p.config.world, "T", 0)).config  # a padded grid's largest
     together = dataclasses.replace(config.run, n_seeds=config.run.n_seeds * len(points))
     try:
         memory.check(config._replace(run=together) if hasattr(config, "_replace")
@@ -100,7 +101,7 @@ def groups(jobs: list[Job]) -> list[list[int]]:
     for i, job in enumerate(jobs):
         if job.config.run.distributed or not _fresh(job, driver.run_key(job.config)):
             continue
-        by_skeleton.setdefault(compute.skeleton(job.config), []).append(i)
+        by_skeleton.setdefault(compute.group_key(job.config), []).append(i)
     return [members for members in by_skeleton.values() if len(members) > 1]
 
 

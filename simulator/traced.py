@@ -99,10 +99,10 @@ def with_numbers(cfg, values: dict):
     return out
 
 
-def count(share, n: int):
+def count(share, n):
     """round(share · n), half to even (Python's ``round`` and ``jnp.round`` agree): an int for
-    a number, an int32 array for a tracer."""
-    if isinstance(share, (int, float)):
+    numbers, an int32 array when either is a tracer (``n``: a padded grid's count of rows)."""
+    if isinstance(share, (int, float)) and isinstance(n, int):
         return int(round(share * n))
     return jnp.round(share * n).astype(jnp.int32)
 

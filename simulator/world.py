@@ -66,6 +66,10 @@ and ``weight``).  A regime that keeps real rows (``mix``, ``token_edit``) carrie
 them without those fields and reads them from the truth, so a training set's x is
 the truth's array itself and what is computed from it alone (the Gram matrix and
 its factorisation) is computed once a run, not every generation.
+
+``rows``: in a grid whose points differ in their number of rows (``simulator/padding.py``),
+each point's count of live rows, a traced number; the tables have ``n_rows`` (the largest
+point's) rows and those past ``rows`` have weight 0.  None: every row is live.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class World(NamedTuple):
     summarize: Optional[Callable[..., Any]] = None
     fit_summary: Optional[Callable[..., Any]] = None
     fixed_fields: tuple = ()
+    rows: Any = None  # a padded grid's live rows among n_rows (a traced count; None: all n_rows)
 
 
 def check_temperature(value, field: str = "world.temperature") -> None:

@@ -54,16 +54,21 @@ def test_a_command_line_sweep_runs_as_one_grid_call_with_the_numbers_of_separate
     assert len(list(tmp_path.glob("regression/mix/*/.hydra/overrides.yaml"))) == 3
 
 
-def test_jobs_that_differ_in_a_shape_run_one_grid_per_shape_and_a_lone_job_alone(tmp_path):
-    p = cli(tmp_path, "regime.real_fraction=0.2,0.7", "world.T=10,12", "run.progress=false")
+def test_jobs_that_differ_in_T_run_as_one_padded_grid_and_a_lone_job_alone(tmp_path):
+    p = cli(tmp_path, "regime.real_fraction=0.2,0.7", "world.T=10,12")
     assert p.returncode == 0, p.stderr[-2000:]
-    metas = [json.loads(m.read_text()) for m in tmp_path.glob("regression/mix/*/results.json")]
-    assert sorted((m["config"]["world"]["T"], m["grid"]["points"]) for m in metas) == [(10, 2), (10, 2), (12, 2),
-                                                                                         (12, 2)]
+    assert p.stderr.count("compiling") == 1  # T is padded (simulator/padding.py): one program
+    runs = [cs.Records.load(m.parent) for m in tmp_path.glob("regression/mix/*/results.json")]
+    assert sorted((r.config["world"]["T"], r.meta["grid"]["points"]) for r in runs) == [(10, 4), (10, 4), (12, 4),
+                                                                                          (12, 4)]
+    for r in runs:
+        alone = cs.simulate("regression", "mix", real_fraction=r.config["regime"]["real_fraction"],
+                            **{**SMALL, "T": r.config["world"]["T"]})
+        np.testing.assert_allclose(r["test_error"], alone["test_error"], rtol=1e-12, atol=0)
     jobs = [sweep.Job(cs.experiment("regression", "mix", real_fraction=f, **SMALL), tmp_path / f"j{f}", "j")
             for f in (0.2, 0.7)]
-    alone = [jobs[0], sweep.Job(cs.experiment("regression", "mix", **{**SMALL, "T": 12}), tmp_path / "x", "x")]
-    assert sweep.groups(jobs) == [[0, 1]] and sweep.groups(alone) == []
+    other = sweep.Job(cs.experiment("regression", "accumulate_subsample", **{**SMALL, "T": 12}), tmp_path / "x", "x")
+    assert sweep.groups(jobs) == [[0, 1]] and sweep.groups([jobs[0], other]) == []
 
 
 def jobs_in(tmp_path, precision="float64", sigmas=(1.0, 1.0)):

@@ -62,9 +62,11 @@ def test_shapes_and_code_paths_stay_static():
     r1, r2 = cs.experiment("regression", "mix", ridge=0.1), cs.experiment("regression", "mix", ridge=0.3)
     assert compute.skeleton(r1) == compute.skeleton(r2)
     assert traced.structure(RegressionConfig(shift_share=0.01, T=40)) == {"ridge": False, "shifted": False}
-    # a grid over a shape runs one program per size
-    grid = cs.simulate("regression", "mix", grid={"T": [10, 12], "real_fraction": [0.3, 0.6]}, d=3, n_seeds=2,
-                       n_generations=1, theory_designs=20)
+    # a grid over a shape that is not padded (simulator/padding.py) runs one program per size
+    compute._PROGRAMS.clear()
+    grid = cs.simulate("regression", "accumulate_subsample", grid={"T": [10, 12], "sigma": [0.5, 1.0]}, d=3,
+                       n_seeds=2, n_generations=1, theory_designs=20)
+    assert executables() == 2
     assert [r["test_error"].shape for r in grid] == [(2, 2)] * 4
     assert [r.config["world"]["T"] for r in grid] == [10, 10, 12, 12]
 

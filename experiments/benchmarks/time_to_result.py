@@ -8,7 +8,7 @@ Runs, each as a fresh process with its own (initially empty) compilation cache f
 2. the same with ``run.resume=false`` (the program store and JAX's cache are warm: it traces and
    compiles nothing);
 3. a 33-point sweep on the command line: ``regime=mix``, ``regime.real_fraction`` 0.0..1.0 in
-   11 steps × ``world.T`` 20, 40, 80, 128 seeds, 10 generations (``--multirun``: one grid call per T);
+   11 steps × ``world.T`` 20, 40, 80, 128 seeds, 10 generations (``--multirun``: one grid call, T padded);
 4. the same 33 points from Python, ``simulate(..., grid=...)``.
 
 Prints and writes JSON: seconds per command, the 1-minute load average before and after

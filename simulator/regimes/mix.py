@@ -60,22 +60,29 @@ class MixConfig(RegimeConfig):
 
 def make(cfg: MixConfig, world: World, n_generations: int) -> Regime:
     T = world.n_rows
-    m = traced.count(cfg.real_fraction, T)  # a traced count: the mask below has T entries either way
+    live = T if world.rows is None else world.rows  # a padded grid's rows (simulator/padding.py)
+    m = traced.count(cfg.real_fraction, live)  # a traced count: the mask below has T entries either way
+
+    def subset(key):
+        return R.random_subset_mask(key, T, m, world.rows)
+
+    def share(mask):  # over the live rows of a padded grid
+        return jnp.mean(mask) if world.rows is None else jnp.mean(mask, where=jnp.arange(T) < live)
     fresh = cfg.real_source == "fresh"
     redraw = fresh or cfg.resample_real
     src = curation.source(cfg.curation, world)
 
     def init(key, truth, real, params0):
         real = R.without_fixed(real, world)  # a fixed design's x is the truth's
-        return {"real": real, "mask": R.random_subset_mask(key, T, m), "curation": src.init(params0)}
+        return {"real": real, "mask": subset(key), "curation": src.init(params0)}
 
     def step(key, state, truth, params, g):
         k_sample, k_real, k_mask = split_keys(key)
         synthetic, stats = src.draw(k_sample, state["curation"], truth, params, g)
         real = world.real(k_real, truth, g) if fresh else R.with_fixed(state["real"], world, truth)
-        mask = R.random_subset_mask(k_mask, T, m) if redraw else state["mask"]
+        mask = subset(k_mask) if redraw else state["mask"]
         train = R.where(mask, real, synthetic)
-        return train, state, curation.train_stats(src, train, {"real_share": jnp.mean(mask), **stats})
+        return train, state, curation.train_stats(src, train, {"real_share": share(mask), **stats})
 
     return Regime(cfg.name, init, step)
 

@@ -208,14 +208,19 @@ def merge_vmapped_axis(batched) -> None:
         return jax.tree.map(lambda o: o.reshape((axis_size, -1) + o.shape[1:]), out), jax.tree.map(lambda _: True, out)
 
 
-def make_world(cfg: RegressionConfig) -> World:
+def make_world(cfg: RegressionConfig, rows=None) -> World:
     """The world's functions; ``cfg`` may hold tracers in its ``TRACED`` fields
-    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only."""
+    (``simulator/traced.py``), which are then used in ``jnp`` arithmetic only.  ``rows``: a
+    padded grid's live rows (``simulator/padding.py``): tables keep cfg.T rows, those past
+    ``rows`` of weight 0; every draw of the first ``rows`` rows is that of a world of that
+    many rows (JAX's counter-based draws depend on an entry's index, not on the shape)."""
     dtype = jnp.result_type(float)
     if not traced.is_traced(cfg):
         validate(cfg)
         check_precision(cfg, dtype)
     d, T, sigma, ridge = cfg.d, cfg.T, cfg.sigma, cfg.ridge
+    live = T if rows is None else jnp.asarray(rows).astype(jnp.int32)
+    ones = jnp.ones((T,), dtype) if rows is None else (jnp.arange(T) < live).astype(dtype)
     fixed = cfg.design == "fixed"
     use_ridge, shifted_rows = traced.structure(cfg)["ridge"], traced.structure(cfg)["shifted"]
     lam = spectrum_array(cfg, dtype)
@@ -224,7 +229,7 @@ def make_world(cfg: RegressionConfig) -> World:
     max_cond = COND_TOL / jnp.finfo(dtype).eps
     chol_limit = CHOL_TOL / jnp.finfo(dtype).eps
     record_gram = cfg.record_gram
-    shifted = (jnp.arange(T) < traced.count(cfg.shift_share, T)).astype(dtype)
+    shifted = (jnp.arange(T) < traced.count(cfg.shift_share, live)).astype(dtype)
     belief_u = jnp.ones((d,), dtype) / jnp.sqrt(d)
     slack = math.sqrt(2 / math.pi) * sigma
 
@@ -237,7 +242,7 @@ def make_world(cfg: RegressionConfig) -> World:
     def init(key):
         """w*, the design x (used by the fixed design) and, fixed, its rows' weights (ones):
         every training set's x and weight are these arrays (``World.fixed_fields``)."""
-        fixed_rows = {"weight": jnp.ones((T,), dtype)} if fixed else {}
+        fixed_rows = {"weight": ones} if fixed else {}
         if not shifted_rows:
             k_w, k_x = jax.random.split(key)
             return {"w_star": normal.normal(k_w, (d,), dtype) / jnp.sqrt(d), "x": features(k_x)} | fixed_rows
@@ -250,7 +255,7 @@ def make_world(cfg: RegressionConfig) -> World:
         return {"w_star": w_star, "x": features(k_x), "delta": delta} | fixed_rows
 
     def table(x, y):
-        return {"x": x, "y": y, "weight": jnp.ones((T,), dtype)}
+        return {"x": x, "y": y, "weight": ones}
 
     def draw(key, truth, w):
         if fixed:
@@ -285,7 +290,11 @@ def make_world(cfg: RegressionConfig) -> World:
         return {"gram": x.T @ (w[:, None] * x), "rhs": x.T @ (w * y), "n": jnp.sum(w),
                 "rows": jnp.sum(w > 0).astype(dtype)}
 
-    def scaled_ridge(gram, n):
+    # The solves take the ridge λ and the spectrum's eigenvalues as arguments, not from the
+    # closure: both may be traced numbers that differ between grid points, and solve_batch's
+    # custom vmap rule must see every batched value among its arguments.
+
+    def scaled_ridge(gram, n, ridge, lam):
         """(a, s) for a ridge on a power-law spectrum: the penalty λ n ||w||² = λ n w̃ᵀ Σ^{-1} w̃, so
         a = s (G̃ + λ n Σ^{-1}) s with the diagonal scaling s = diag(G̃ + λ n Σ^{-1})^{-1/2}, which
         keeps the matrix decomposed well conditioned when Σ^{-1} spans many orders of magnitude."""
@@ -293,11 +302,11 @@ def make_world(cfg: RegressionConfig) -> World:
         s = 1.0 / jnp.sqrt(jnp.diagonal(a))
         return a * s[:, None] * s[None, :], s
 
-    def solve_eigh(gram, rhs, n, min_eig=True):
+    def solve_eigh(gram, rhs, n, ridge, lam, min_eig=True):
         """(w̃, the condition number of the matrix decomposed, G̃'s smallest eigenvalue): the
         eigendecomposition, the minimum-norm solution where G̃ is singular (OLS)."""
         if use_ridge and not isotropic:
-            a, s = scaled_ridge(gram, n)
+            a, s = scaled_ridge(gram, n, ridge, lam)
             evals, evecs = linalg.eigh(a)
             w_tilde = s * (evecs @ ((evecs.T @ (s * rhs)) / evals))
             cond = evals[-1] / evals[0]
@@ -313,12 +322,12 @@ def make_world(cfg: RegressionConfig) -> World:
         w_tilde = evecs @ (inv * (evecs.T @ rhs))
         return w_tilde, cond, evals[0]
 
-    def solve_cholesky(gram, rhs, n):
+    def solve_cholesky(gram, rhs, n, ridge, lam):
         """(w̃, a bound on the condition number of the matrix solved): a = L Lᵀ, w̃ = s L⁻ᵀ L⁻¹ s b
         for the matrix and scaling :func:`solve_eigh` decomposes; cond₂(a) <= ||a||_∞ ||L⁻¹||_F²
         (NaN where the factorisation fails)."""
         if use_ridge and not isotropic:
-            a, s = scaled_ridge(gram, n)
+            a, s = scaled_ridge(gram, n, ridge, lam)
         else:
             a = gram + ridge * n * jnp.eye(d, dtype=dtype) if use_ridge else gram
             s = jnp.ones((d,), dtype)
@@ -329,19 +338,19 @@ def make_world(cfg: RegressionConfig) -> World:
     def solvable(cond):
         return jnp.where(cond <= max_cond, jnp.ones_like(cond), jnp.nan)
 
-    def solve_exact(gram, rhs, n):
-        w_tilde, cond, _ = solve_eigh(gram, rhs, n, min_eig=False)
+    def solve_exact(gram, rhs, n, ridge, lam):
+        w_tilde, cond, _ = solve_eigh(gram, rhs, n, ridge, lam, min_eig=False)
         return w_tilde, solvable(cond)
 
     @jax.custom_batching.custom_vmap
-    def solve_batch(gram_BxDxD, rhs_BxD, n_B):
+    def solve_batch(gram_BxDxD, rhs_BxD, n_B, ridge_B, lam_BxD):
         """(w̃, solvable) of a batch of fits: the Cholesky solve for all when every fit's bound
         is finite and at most CHOL_TOL / eps (then cond <= bound <= the stopping limit), else
         the eigendecomposition for all (a real ``lax.cond``: one branch runs)."""
-        w_tilde, bound = jax.vmap(solve_cholesky)(gram_BxDxD, rhs_BxD, n_B)
+        args = (gram_BxDxD, rhs_BxD, n_B, ridge_B, lam_BxD)
+        w_tilde, bound = jax.vmap(solve_cholesky)(*args)
         ok = jnp.all(jnp.isfinite(bound) & (bound <= chol_limit))
-        return jax.lax.cond(ok, lambda: (w_tilde, jnp.ones_like(n_B)),
-                            lambda: jax.vmap(solve_exact)(gram_BxDxD, rhs_BxD, n_B))
+        return jax.lax.cond(ok, lambda: (w_tilde, jnp.ones_like(n_B)), lambda: jax.vmap(solve_exact)(*args))
 
     merge_vmapped_axis(solve_batch)
 
@@ -350,9 +359,11 @@ def make_world(cfg: RegressionConfig) -> World:
         :func:`summarize`'s statistics."""
         gram, rhs, n = summary["gram"], summary["rhs"], summary["n"]
         if not record_gram:
-            w_tilde, ok = jax.tree.map(lambda a: a[0], solve_batch(gram[None], rhs[None], n[None]))
+            penalty = jnp.asarray(ridge, dtype)
+            w_tilde, ok = jax.tree.map(lambda a: a[0], solve_batch(gram[None], rhs[None], n[None], penalty[None],
+                                                                   lam[None]))
             return {"w": w_tilde * inv_root, "gram_solvable": ok}  # NaN stops the run, naming gram_solvable
-        w_tilde, cond, min_eig = solve_eigh(gram, rhs, n)
+        w_tilde, cond, min_eig = solve_eigh(gram, rhs, n, ridge, lam)
         gram_cond = jnp.where(cond <= max_cond, cond, jnp.nan)  # NaN stops the run, naming gram_cond
         return {"w": w_tilde * inv_root, "gram_min_eig": min_eig / n, "gram_cond": gram_cond}
 
@@ -381,5 +392,6 @@ def make_world(cfg: RegressionConfig) -> World:
         return out
 
     return World("regression", T, init, real, fit, sample, evaluate, edit, verify=verify, average=average,
-                 summarize=summarize, fit_summary=fit_summary, fixed_fields=("x", "weight") if fixed else ())
+                 summarize=summarize, fit_summary=fit_summary, fixed_fields=("x", "weight") if fixed else (),
+                 rows=rows)
 Config = RegressionConfig
