@@ -260,9 +260,12 @@ def build(exp, points=None, store: bool = False) -> Program:
         return exe, shapes
 
     def compiled(args, shapes):
-        with normal.xla_erfinv(bool(options)), \
-                (program_store.compiling() if store else contextlib.nullcontext([])) as fresh:
-            exe = prog.executables[shapes] = prog.fn.lower(*args).compile(options)
+        with normal.xla_erfinv(bool(options)):  # LLVM's optimisations off: XLA's own normal draws
+            lowered = prog.fn.lower(*args)
+        # only the program's own compile inside: a small program that tracing compiles may be
+        # served by JAX's cache, which says nothing of this one
+        with program_store.compiling() if store else contextlib.nullcontext([]) as fresh:
+            exe = prog.executables[shapes] = lowered.compile(options)
         if store and all(fresh):
             program_store.save(f"{prog_key}|{shapes}", exe)
         return exe

@@ -96,7 +96,8 @@ def _valid(job: Job) -> bool:
 
 
 def groups(jobs: list[Job]) -> list[list[int]]:
-    """Indices of the jobs that run together: fresh jobs sharing a skeleton, two or more."""
+    """Indices of the jobs that run together: fresh jobs with one group key (``compute.group_key``),
+    two or more."""
     by_skeleton: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         if job.config.run.distributed or not _fresh(job, driver.run_key(job.config)):
@@ -131,20 +132,20 @@ def precompile(jobs: list[Job], skip=()) -> int:
     if enable_compile_cache(True, say) is None:
         return 0
 
-    def one(job: Job) -> bool:
-        prog = compute.build(job.config, store=True)
-        return prog.compile(prog.blank(), True)
-
-    workers = min(len(todo_jobs), os.cpu_count() or 1, 4)
+    # the programs found compiled (in this process or the store) need nothing
+    progs = [(job, prog) for job in todo_jobs
+             for prog in [compute.build(job.config, store=True)] if prog.compile(prog.blank(), True, check_only=True)]
+    workers = min(len(progs), os.cpu_count() or 1, 4)
     if workers < 2:
         return 0
-    names = ", ".join(f"{j.config.world.name}/{j.config.regime.name}" for j in todo_jobs)
-    if any(j.config.run.progress for j in todo_jobs):
-        say(f"compiling the programs of {len(todo_jobs)} jobs, {workers} at a time ({names})")
+    tell = any(job.config.run.progress for job, _ in progs)
+    if tell:
+        names = ", ".join(f"{job.config.world.name}/{job.config.regime.name}" for job, _ in progs)
+        say(f"compiling the programs of {len(progs)} jobs, {workers} at a time ({names})")
     t = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        compiled = sum(pool.map(one, todo_jobs))
-    if compiled and any(j.config.run.progress for j in todo_jobs):
+        compiled = sum(pool.map(lambda item: item[1].compile(item[1].blank(), True), progs))
+    if tell:
         say(f"compiled {compiled} programs in {time.perf_counter() - t:.1f} s")
     return compiled
 
