@@ -2,18 +2,20 @@
 
 ``run_saved_grid(jobs)`` takes the jobs of a sweep (typed configs, their folders and
 labels), groups those that share a program (``compute.group_key``: the same world and
-regime with their traced numbers blanked, the same run shapes; T too where
-``padding.py`` pads it) and runs each group of two
-or more as one call of ``compute.build(exp, points)``, the points vmapped beside the seeds.
+regime with their traced numbers blanked, the same run shapes; T too where ``padding.py``
+pads it) and runs each group of two or more as one call of ``compute.build(exp, points)``,
+the points vmapped beside the seeds.
 Each job's folder then holds what ``driver.run_saved`` would have written: after every
 chunk its checkpoint, at the end its records (equal to a separate run's, seed for seed:
 ``tests/test_sweep.py``) and its ``results.json`` with the grid named (``grid``: the
 points, the shared compile and compute seconds).
 
-A job joins a group only when it starts from nothing: a job already complete (with
-``run.resume``) or with a checkpoint to resume from, a job alone in its group, and a group
-whose points together need more memory than the machine has, are left to ``run_saved``,
-one by one (they still share one program per skeleton in this process).  A sweep
+A job joins a group only when its world is closed-form (``GRID_WORLDS``: a text world's
+sweep is a few long jobs whose memory a grid would multiply) and it starts from nothing: a
+job already complete (with ``run.resume``) or with a checkpoint to resume from, a job alone
+in its group, and a group whose points together need more memory than the machine has, are
+left to ``run_saved``, one by one (they still share one program per skeleton in this
+process).  A sweep
 interrupted during its grid call leaves a checkpoint in every folder; the same command
 then resumes each job from it.
 
@@ -47,6 +49,10 @@ class Job(NamedTuple):
     out_dir: Path
     label: str
 
+
+# The worlds whose sweeps run as grids: a text world's sweep is a few long jobs, each holding
+# models and optimiser states, whose memory a grid would multiply; they run one by one.
+GRID_WORLDS = ("regression", "gaussian", "gmm", "kde", "categorical")
 
 _DONE: dict[tuple[str, str], Any] = {}  # (folder, run key) -> the folder written, or the error to raise
 
@@ -100,7 +106,8 @@ def groups(jobs: list[Job]) -> list[list[int]]:
     two or more."""
     by_skeleton: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
-        if job.config.run.distributed or not _fresh(job, driver.run_key(job.config)):
+        if job.config.world.name not in GRID_WORLDS or job.config.run.distributed or \
+                not _fresh(job, driver.run_key(job.config)):
             continue
         by_skeleton.setdefault(compute.group_key(job.config), []).append(i)
     return [members for members in by_skeleton.values() if len(members) > 1]
@@ -117,7 +124,8 @@ def precompile(jobs: list[Job], skip=()) -> int:
     todo: dict[str, Job] = {}
     for i, job in enumerate(jobs):
         run = job.config.run
-        if i in skip or run.distributed or not getattr(run, "compile_cache", True):
+        if i in skip or job.config.world.name not in GRID_WORLDS or run.distributed or \
+                not getattr(run, "compile_cache", True):
             continue
         key = driver.run_key(job.config)
         if run.resume and (Path(job.out_dir) / results.META).exists() and \

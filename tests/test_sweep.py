@@ -69,6 +69,8 @@ def test_jobs_that_differ_in_T_run_as_one_padded_grid_and_a_lone_job_alone(tmp_p
             for f in (0.2, 0.7)]
     other = sweep.Job(cs.experiment("regression", "accumulate_subsample", **{**SMALL, "T": 12}), tmp_path / "x", "x")
     assert sweep.groups(jobs) == [[0, 1]] and sweep.groups([jobs[0], other]) == []
+    text = [sweep.Job(cs.experiment("ngram", "mix", real_fraction=f), tmp_path / f"t{f}", "t") for f in (0.2, 0.7)]
+    assert sweep.groups(text) == []  # a text world's jobs run one by one
 
 
 def jobs_in(tmp_path, precision="float64", sigmas=(1.0, 1.0)):
