@@ -61,7 +61,7 @@ def run_key(config) -> str:
 def _first_bad(records: dict, g0: int):
     """(name, generation, seeds) of the first non-finite record entry, or None."""
     for name, v in records.items():
-        if not np.issubdtype(v.dtype, np.floating):
+        if not np.issubdtype(v.dtype, np.floating) or v.size == 0:  # a chunk of no generations (G = 0)
             continue
         ok = np.isfinite(v).reshape(v.shape[0], v.shape[1], -1).all(-1)
         if not ok.all():

@@ -183,3 +183,14 @@ def test_ctrl_c_during_a_grid_call_says_what_each_job_has_saved(tmp_path):
     assert len(said) == 2 and all("are saved in" in line or "no generation" in line for line in said), rest[-2000:]
     assert {"regime.real_fraction=0.2" in said[0], "regime.real_fraction=0.2" in said[1]} == {True, False}
     assert "Traceback" not in rest
+
+
+def test_runs_of_generation_0_only_are_saved_alone_and_in_a_grid(tmp_path):
+    """n_generations=0 (a single fit, as experiment=strong_collapse): a chunk of no generations."""
+    kw = dict(n_generations=0, d=3, n_seeds=4, theory_designs=20, progress=False)
+    alone = cs.Records.load(cs.run("regression", "replace", out_dir=tmp_path / "alone", T=10, **kw))
+    grid = [cs.Records.load(p) for p in cs.run("regression", "replace", out_dir=tmp_path / "grid",
+                                                 grid={"T": [10, 20]}, **kw)]
+    assert alone["test_error"].shape == (4, 1) and grid[0].meta["grid"]["points"] == 2
+    np.testing.assert_allclose(grid[0]["test_error"], alone["test_error"], rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(alone["test_error"], cs.simulate("regression", "replace", T=10, **kw)["test_error"])
