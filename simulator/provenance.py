@@ -120,6 +120,12 @@ class CompileClock:
 
 
 def cache_folder() -> Path:
+    """JAX's persistent cache folder: ``$COLLAPSE_SIM_CACHE_DIR/jax`` where that is set, else
+    ``$XDG_CACHE_HOME/collapse_sim/jax``, else ``~/.cache/collapse_sim/jax`` (the program store,
+    ``simulator/program_store.py``, is its sibling ``programs``)."""
+    own = os.environ.get("COLLAPSE_SIM_CACHE_DIR")
+    if own:
+        return Path(own) / "jax"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "collapse_sim" / "jax"
 

@@ -19,7 +19,7 @@ ARGS = ["regime=mix", "world.d=3", "world.T=10", "run.n_seeds=4", "run.n_generat
 
 
 def cli(tmp_path, *args):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("COLLAPSE_SIM_NO_CACHE", None)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     p = subprocess.run([sys.executable, "-m", "collapse_sim", *ARGS, f"run.out_dir={tmp_path / 'run'}", *args],
@@ -29,7 +29,7 @@ def cli(tmp_path, *args):
 
 
 def entries(tmp_path, kind="exe"):
-    return sorted((tmp_path / "cache" / "collapse_sim" / "programs").glob(f"*.{kind}"))
+    return sorted((tmp_path / "cache" / "programs").glob(f"*.{kind}"))
 
 
 def test_a_rerun_loads_the_stored_program_and_computes_the_same_numbers(tmp_path):
@@ -54,7 +54,7 @@ def test_a_rerun_loads_the_stored_program_and_computes_the_same_numbers(tmp_path
 
 
 def test_a_program_that_jax_served_from_its_cache_is_not_stored(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("COLLAPSE_SIM_NO_CACHE", None)
     code = ("import sys, numpy as np, collapse_sim as cs; from collapse_sim.simulator import compute, provenance; "
             "compute.set_precision('float64'); provenance.enable_compile_cache(True); "

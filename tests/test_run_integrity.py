@@ -425,7 +425,7 @@ def on_disk(folder):
 
 
 def cache_files():
-    d = os.path.join(os.environ["XDG_CACHE_HOME"], "collapse_sim", "jax")
+    d = os.path.join(os.environ["COLLAPSE_SIM_CACHE_DIR"], "jax")
     return sorted((f, os.path.getsize(os.path.join(d, f))) for f in os.listdir(d)) if os.path.isdir(d) else []
 
 
@@ -503,7 +503,7 @@ def test_interrupts_always_exit_cleanly_saying_what_is_on_disk(tmp_path):
     the last write): every one exits 130 / 143 with one line that names what the checkpoint on
     disk holds; no traceback, no crash; the interrupted folder then finishes with the numbers
     of an uninterrupted run.  A second identical process compiles nothing new."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "COLLAPSE_SIM_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("COLLAPSE_SIM_NO_CACHE", None)
     p = subprocess.run([sys.executable, "-c", SERVER, str(tmp_path), "20"], env=env, capture_output=True, text=True,
                        timeout=600, cwd=tmp_path)

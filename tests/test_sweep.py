@@ -144,7 +144,7 @@ def test_run_with_a_grid_saves_each_point_in_its_own_folder_from_one_call(tmp_pa
 
 
 def test_the_programs_of_jobs_run_one_by_one_are_compiled_first_on_threads(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLLAPSE_SIM_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("COLLAPSE_SIM_NO_CACHE", raising=False)
     from collapse_sim.simulator import compute
 

@@ -69,6 +69,7 @@ def main(argv=None) -> None:
         tmp = Path(tmp)
         env = {**os.environ, "XDG_CACHE_HOME": str(tmp / "cache"), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
         env.pop("COLLAPSE_SIM_NO_CACHE", None)
+        env.pop("COLLAPSE_SIM_CACHE_DIR", None)
         cli = [sys.executable, "-m", "collapse_sim"]
         if "default" not in args.skip:
             out["default"] = timed([*cli, f"hydra.sweep.dir={tmp / 'default'}"], env, tmp)
