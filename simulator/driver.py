@@ -139,8 +139,11 @@ def run_saved(config, out_dir, label: str | None = None) -> Path:
     writer = jax.process_index() == 0  # one writer when a run spans several hosts
     _preflight(config, out_dir, writer)  # before the world is made, which allocates its arrays
     # The clock counts everything compiled (or loaded from the persistent cache) from here on.
-    with CompileClock() as clock, (RunLock(out_dir, say) if writer else contextlib.nullcontext()) as lock:
-        interrupts.holding(lock)
+    # The lock is named to the interrupt handler before it is taken: an interrupt while it is
+    # being taken (its PID written and synced) still empties it.
+    lock = RunLock(out_dir, say) if writer else None
+    interrupts.holding(lock)
+    with CompileClock() as clock, (lock if lock is not None else contextlib.nullcontext()):
         prog = compute.build(config, store=cache is not None)  # world and regime checks raise here
         for name, size in checkpoint.remove_stale_temporaries(out_dir) if writer else []:
             say(f"{out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")

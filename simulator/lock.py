@@ -46,6 +46,7 @@ class RunLock:
         self.path = Path(folder) / NAME
         self.say = say
         self.fd = None
+        self.held = False  # the flock is ours (release empties the file only then)
 
     def __enter__(self):
         self.acquire()
@@ -80,6 +81,7 @@ class RunLock:
                     raise
                 self.say(f"{self.path.parent}: this file system does not support locks ({e.strerror}); "
                          "make sure no other run writes into this folder")
+        self.held = True
         old = self._holder()
         if old and old != str(os.getpid()):
             state = "no longer running" if old.isdigit() and not _alive(int(old)) else "no longer holding it"
@@ -89,11 +91,15 @@ class RunLock:
         os.fsync(fd)
 
     def release(self) -> None:
-        if self.fd is None:
+        """Empty the lock file (when the lock is ours) and drop the lock; safe to call again,
+        or for a lock never taken (an interrupt may call it from another thread)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
             return
-        try:
-            os.ftruncate(self.fd, 0)
-        except OSError:
-            pass
-        os.close(self.fd)  # closing the last descriptor drops the flock
-        self.fd = None
+        if self.held:
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+        self.held = False
+        os.close(fd)  # closing the last descriptor drops the flock

@@ -178,12 +178,13 @@ def _run_group(points: list[Job]) -> list[int]:
     compute.set_precision(first.run.precision)
     cache = enable_compile_cache(getattr(first.run, "compile_cache", True), say)
     live = []  # (index, job, run key) of the points whose folders are ready and locked
-    locks = []
+    locks = [RunLock(Path(p.out_dir), say) for p in points]
+    interrupts.holding(*locks)  # named before they are taken (driver.run_saved says why)
     with contextlib.ExitStack() as stack, CompileClock() as clock:
-        for i, p in enumerate(points):
+        for i, (p, lock) in enumerate(zip(points, locks)):
             try:
                 driver._check_folder(Path(p.out_dir))
-                locks.append(stack.enter_context(RunLock(Path(p.out_dir), say)))
+                stack.enter_context(lock)
             except OSError:
                 continue
             live.append((i, p, driver.run_key(p.config)))
@@ -194,7 +195,6 @@ def _run_group(points: list[Job]) -> list[int]:
                 say(f"{p.out_dir}: removed {name} ({size / 1e6:.1f} MB), a partial file of a run that was killed")
         runs = [(p.label, p.out_dir, key) for _, p, key in live]
         interrupts.running(*runs[0], *runs[1:])  # an interrupt reports on every job of the call
-        interrupts.holding(*locks)
         try:
             _simulate([(p, key) for _, p, key in live], clock, cache)
         except KeyboardInterrupt:

@@ -70,7 +70,7 @@ def test_the_cli_prints_an_error_and_exits_2_without_a_traceback(tmp_path):
     p = subprocess.run(
         [sys.executable, "-m", "collapse_sim", "+run.bogus=1", f"hydra.sweep.dir={tmp_path}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"},
+        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "COLLAPSE_SIM_CACHE_DIR": os.environ["COLLAPSE_SIM_CACHE_DIR"]},
     )
     assert p.returncode == 2, p.stderr[-2000:]
     assert "collapse-sim: error: unknown key 'run.bogus'; the known run.* keys are:" in p.stderr

@@ -45,7 +45,8 @@ def cli(*args, cwd):
         capture_output=True,
         text=True,
         timeout=300,
-        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"},
+        # its own compilation cache: a program stored by another run would skip the compiling looked for
+        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "COLLAPSE_SIM_CACHE_DIR": str(Path(cwd) / "cache")},
     )
 
 

@@ -18,6 +18,7 @@ Every case compiles the engine once (a few seconds on a CPU), so there is one ca
 """
 
 import functools
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -169,7 +170,7 @@ def test_cli_rejects_more_edited_rows_than_the_training_set_has(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"},
+        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "COLLAPSE_SIM_CACHE_DIR": os.environ["COLLAPSE_SIM_CACHE_DIR"]},
     )
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert "regime.k=50 exceeds the 40 rows of a training set (k <= T)" in p.stderr
