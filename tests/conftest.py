@@ -8,7 +8,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as experiments/main.py: sm
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 # The tests' compiled programs go to a folder of their own, never the user's cache (a program
-# stored by an earlier session would skip the compiling a test may look for).
+# stored by an earlier test run would skip the compiling a test may look for).
 if "COLLAPSE_SIM_CACHE_DIR" not in os.environ:
     import tempfile
 
