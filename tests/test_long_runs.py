@@ -31,10 +31,12 @@ def small(**run):
     )
 
 
-# The run the SIGKILL test interrupts, built the same way in the child process and here.
+# The run the SIGKILL test interrupts, built the same way in the child process and here: each
+# chunk of one generation takes long enough (about 0.1 s) for the parent, which polls the
+# checkpoint every 20 ms, to see it mid-run even when the child loads its program compiled.
 LONG_RUN = """
-Config(world=RegressionConfig(d=10, T=40), regime=regime_config("accumulate"),
-       run=RunConfig(n_generations=20, n_seeds=256, chunk_generations=1, theory_designs=20,
+Config(world=RegressionConfig(d=30, T=120), regime=regime_config("accumulate"),
+       run=RunConfig(n_generations=20, n_seeds=512, chunk_generations=1, theory_designs=20,
                      progress=False, figure=False))
 """
 
