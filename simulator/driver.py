@@ -78,6 +78,26 @@ def _bad_state(carry_host, generation: int):
     return _first_bad({jax.tree_util.keystr(p): v[:, None] for p, v in leaves if v.ndim}, generation)
 
 
+def chunk_error(rec0, recs: dict, carry_host, done: int, n: int, out_dir) -> FloatingPointError | None:
+    """What stops a run after a chunk of ``n`` generations from ``done + 1`` on: a non-finite
+    record of generation 0 (``rec0``, the first chunk only, else None), of the chunk, or in
+    the carried state after it; None when every number is finite."""
+    if rec0 is not None:
+        bad = _first_bad(rec0, 0)
+        if bad:
+            return FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
+    bad = _first_bad(recs, done + 1)
+    if bad:
+        name, g, seeds = bad
+        return _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done, rec0 is None)
+    bad = _bad_state(carry_host, done + n)
+    if bad:
+        path, g, seeds = bad
+        return _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done,
+                        rec0 is None)
+    return None
+
+
 def _stopped(what: str, seeds: list, out_dir, done: int, saved: bool = True) -> FloatingPointError:
     if not saved:  # the first chunk: generation 0 runs with it, so nothing is on disk yet
         return FloatingPointError(f"{what} for seeds {seeds[:10]}; nothing of this run is saved in {out_dir}; "
@@ -206,19 +226,10 @@ def _simulate(config, out_dir, prog, key, label, writer, cache, clock) -> Path:
             recs = {k: v[:, :n] for k, v in to_host(recs).items()}  # (S, n) per record
             if start:
                 parts.append({k: v[:, None] for k, v in to_host(rec0).items()})
-                bad = _first_bad(parts[0], 0)
-                if bad:
-                    raise FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds {bad[2][:10]}")
-            bad = _first_bad(recs, done + 1)
-            if bad:
-                name, g, seeds = bad
-                raise _stopped(f"record {name!r} is not finite at generation {g}", seeds, out_dir, done, not start)
             carry_host = to_host(carry)
-            bad = _bad_state(carry_host, done + n)
-            if bad:
-                path, g, seeds = bad
-                raise _stopped(f"the carried state {path} is not finite after generation {g}", seeds, out_dir, done,
-                               not start)
+            error = chunk_error(parts[0] if start else None, recs, carry_host, done, n, out_dir)
+            if error is not None:
+                raise error
             if n:
                 parts.append(recs)
             save(done + n, carry_host, _concat(parts))

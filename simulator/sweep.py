@@ -67,13 +67,17 @@ def _record(job: Job, key: str, value) -> None:
     _DONE[(str(Path(job.out_dir).resolve()), key)] = value
 
 
+def _complete(job: Job, key: str) -> bool:
+    """The job's folder holds its finished run (and ``run.resume`` would find it)."""
+    return job.config.run.resume and (Path(job.out_dir) / results.META).exists() and \
+        checkpoint.check_complete(job.out_dir, key, None, fix=False)
+
+
 def _fresh(job: Job, key: str) -> bool:
     """The job starts from nothing: resume off, or neither complete nor checkpointed."""
     if not job.config.run.resume:
         return True
-    if (Path(job.out_dir) / results.META).exists() and checkpoint.check_complete(job.out_dir, key, None, fix=False):
-        return False
-    return checkpoint.saved_generation(job.out_dir, key) is None
+    return not _complete(job, key) and checkpoint.saved_generation(job.out_dir, key) is None
 
 
 def _fits(points: list) -> bool:
@@ -127,9 +131,7 @@ def precompile(jobs: list[Job], skip=()) -> int:
         if i in skip or job.config.world.name not in GRID_WORLDS or run.distributed or \
                 not getattr(run, "compile_cache", True):
             continue
-        key = driver.run_key(job.config)
-        if run.resume and (Path(job.out_dir) / results.META).exists() and \
-                checkpoint.check_complete(job.out_dir, key, None, fix=False):
+        if _complete(job, driver.run_key(job.config)):
             continue
         if _valid(job):
             todo.setdefault(compute.skeleton(job.config), job)
@@ -239,23 +241,10 @@ def _simulate(live: list, clock: CompileClock, cache) -> None:
                 mine = {k: v[j] for k, v in recs.items()}
                 if start:
                     parts[j].append({k: v[j][:, None] for k, v in rec0.items()})
-                    bad = driver._first_bad(parts[j][0], 0)
-                    if bad:
-                        failed[j] = FloatingPointError(f"record {bad[0]!r} is not finite at generation 0 for seeds "
-                                                       f"{bad[2][:10]}")
-                        continue
-                bad = driver._first_bad(mine, done + 1)
-                if bad:
-                    name, g, seeds = bad
-                    failed[j] = driver._stopped(f"record {name!r} is not finite at generation {g}", seeds, p.out_dir,
-                                                done, not start)
-                    continue
                 state = _point(carry_host, j)
-                bad = driver._bad_state(state, done + n)
-                if bad:
-                    path, g, seeds = bad
-                    failed[j] = driver._stopped(f"the carried state {path} is not finite after generation {g}", seeds,
-                                                p.out_dir, done, not start)
+                error = driver.chunk_error(parts[j][0] if start else None, mine, state, done, n, p.out_dir)
+                if error is not None:
+                    failed[j] = error
                     continue
                 if n:
                     parts[j].append(mine)
